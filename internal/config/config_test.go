@@ -1,0 +1,500 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+// dummyFiles are created beside every test config. Config only checks that
+// files exist, so their contents are placeholders, not keys.
+var dummyFiles = []string{"public.crt", "public.key", "ca.pem", "client.crt", "client.key"}
+
+// writeConfig writes text as drawbridge.yaml in a fresh folder with the
+// dummy files and returns its path.
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range dummyFiles {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("placeholder, not PEM\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "drawbridge.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// noEnv is an empty environment.
+func noEnv(string) (string, bool) { return "", false }
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// problems loads path and returns its problems with the folder stripped,
+// so they read "drawbridge.yaml:LINE: msg".
+func problems(t *testing.T, path string, env func(string) (string, bool)) []string {
+	t.Helper()
+	_, err := load(path, env)
+	if err == nil {
+		return nil
+	}
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("load(%q): got error of type %T, want *config.Error: %v", path, err, err)
+	}
+	dir := filepath.Dir(path) + string(filepath.Separator)
+	var out []string
+	for _, p := range cerr.Problems {
+		out = append(out, strings.ReplaceAll(p.String(), dir, ""))
+	}
+	return out
+}
+
+const fullConfig = `# every key, to check decoding and defaults
+listeners:
+  - name: public
+    addr: 0.0.0.0:8443
+    tls: {cert: public.crt, key: public.key, min_version: "1.3"}
+    read_header_timeout: 5s
+    idle_timeout: 1m
+    max_header_bytes: 65536
+    max_body_bytes: 1048576
+  - addr: 127.0.0.1:0
+    tls:
+      cert: public.crt
+      key: public.key
+admin:
+  addr: "off"
+upstreams:
+  onprem:
+    targets: [https://10.0.0.5, "https://LB.Corp.Internal:8443", "https://[::1]"]
+    tls:
+      server_name: backend.internal
+      ca: ca.pem
+      pins: [sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=]
+      system_roots: true
+      client_cert: client.crt
+      client_key: client.key
+      min_version: "1.3"
+    balance: least_requests
+    dns_refresh: 1m30s
+    resolver: 10.0.0.2:53
+    dial_timeout: 500ms
+    max_idle_conns: 8
+    max_conns: 100
+    health:
+      path: /healthz
+      interval: 5s
+      timeout: 1s
+      healthy_threshold: 1
+      unhealthy_threshold: 5
+    passive: {max_fails: -1, fail_window: 20s, eject_for: 1m}
+  legacy:
+    targets: [http://127.0.0.1:8080]
+    allow_insecure: true
+routes:
+  - path: /orders/{id}
+    methods: [get, POST]
+    upstream: onprem
+    upstream_path: /api/v2/orders/{id}
+    timeout: 10s
+  - name: catch-all
+    host: API.example.com
+    path: /{proxy+}
+    upstream: legacy
+    upstream_path: /legacy/{proxy+}
+store: {type: redis, addr: 127.0.0.1:6379}
+plans:
+  gold:
+    throttle: {rate: 100, burst: 200}
+    quota: {limit: 100000, period: month, offset: 3}
+  free:
+log: {level: DEBUG, access: logs/access.log}
+shutdown_grace: 0s
+`
+
+func TestLoadFull(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, fullConfig)
+	dir := filepath.Dir(path)
+	cfg, err := load(path, noEnv)
+	if err != nil {
+		t.Fatalf("load(full config): %v", err)
+	}
+	in := func(name string) string { return filepath.Join(dir, name) }
+
+	l0, l1 := cfg.Listeners[0], cfg.Listeners[1]
+	on, legacy := cfg.Upstreams["onprem"], cfg.Upstreams["legacy"]
+	r0, r1 := cfg.Routes[0], cfg.Routes[1]
+	for _, c := range []struct {
+		desc      string
+		got, want any
+	}{
+		{"File", cfg.File, path},
+		{"listener 0 name", l0.Name, "public"},
+		{"listener 0 line", l0.Line, 3},
+		{"listener 0 tls line", l0.TLS.Line, 5},
+		{"listener 0 cert resolved", l0.TLS.Cert, in("public.crt")},
+		{"listener 0 key resolved", l0.TLS.Key, in("public.key")},
+		{"listener 0 min version", l0.TLS.MinVersion, "1.3"},
+		{"listener 0 read header timeout", l0.ReadHeaderTimeout.D(), 5 * time.Second},
+		{"listener 0 idle timeout", l0.IdleTimeout.D(), time.Minute},
+		{"listener 0 max header bytes", l0.MaxHeaderBytes, 65536},
+		{"listener 0 max body bytes", l0.MaxBodyBytes, int64(1048576)},
+		{"listener 1 name defaults to addr", l1.Name, "127.0.0.1:0"},
+		{"listener 1 line", l1.Line, 10},
+		{"listener 1 tls line", l1.TLS.Line, 11},
+		{"listener 1 min version default", l1.TLS.MinVersion, "1.2"},
+		{"admin addr", cfg.Admin.Addr, "off"},
+		{"admin line", cfg.Admin.Line, 14},
+		{"upstream name", on.Name, "onprem"},
+		{"upstream line", on.Line, 17},
+		{"upstream tls line", on.TLS.Line, 19},
+		{"targets normalized", on.Targets, []string{"https://10.0.0.5:443", "https://lb.corp.internal:8443", "https://[::1]:443"}},
+		{"server name", on.TLS.ServerName, "backend.internal"},
+		{"ca resolved", on.TLS.CA, in("ca.pem")},
+		{"client cert resolved", on.TLS.ClientCert, in("client.crt")},
+		{"client key resolved", on.TLS.ClientKey, in("client.key")},
+		{"pins", on.TLS.Pins, []string{"sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}},
+		{"system roots", on.TLS.SystemRoots, true},
+		{"upstream min version", on.TLS.MinVersion, "1.3"},
+		{"balance", on.Balance, "least_requests"},
+		{"dns refresh", on.DNSRefresh.D(), 90 * time.Second},
+		{"resolver", on.Resolver, "10.0.0.2:53"},
+		{"dial timeout", on.DialTimeout.D(), 500 * time.Millisecond},
+		{"max idle conns", on.MaxIdleConns, 8},
+		{"max conns", on.MaxConns, 100},
+		{"health", *on.Health, HealthCheck{Line: 33, Path: "/healthz", Interval: Duration(5 * time.Second), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 5}},
+		{"passive", on.Passive, Passive{Line: 39, MaxFails: -1, FailWindow: Duration(20 * time.Second), EjectFor: Duration(time.Minute)}},
+		{"http target kept with allow_insecure", legacy.Targets, []string{"http://127.0.0.1:8080"}},
+		{"legacy defaults: balance", legacy.Balance, DefaultBalance},
+		{"route 0 name", r0.Name, "GET,POST /orders/{id}"},
+		{"route 0 methods upper-cased", r0.Methods, []string{"GET", "POST"}},
+		{"route 0 line", r0.Line, 44},
+		{"route 0 timeout", r0.Timeout.D(), 10 * time.Second},
+		{"route 0 upstream path", r0.UpstreamPath, "/api/v2/orders/{id}"},
+		{"route 1 name", r1.Name, "catch-all"},
+		{"route 1 host lower-cased", r1.Host, "api.example.com"},
+		{"route 1 methods default", r1.Methods, []string{"ANY"}},
+		{"route 1 timeout default", r1.Timeout.D(), DefaultRouteTimeout},
+		{"store", cfg.Store, Store{Line: 54, Type: "redis", Addr: "127.0.0.1:6379"}},
+		{"plan gold", *cfg.Plans["gold"], Plan{Line: 56, Name: "gold", Throttle: &Throttle{Rate: 100, Burst: 200}, Quota: &Quota{Limit: 100000, Period: "MONTH", Offset: 3}}},
+		{"plan without settings", *cfg.Plans["free"], Plan{Line: 59, Name: "free"}},
+		{"log level lower-cased", cfg.Log.Level, "debug"},
+		{"access log resolved", cfg.Log.Access, in("logs/access.log")},
+		{"explicit zero shutdown grace kept", cfg.ShutdownGrace.D(), time.Duration(0)},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("load(full config): %s: got %#v, want %#v", c.desc, c.got, c.want)
+		}
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, `
+listeners:
+  - addr: :8443
+    tls: {cert: public.crt, key: /abs/does/not/matter/if/missing.key}
+upstreams:
+  u:
+    targets: [https://backend.internal]
+    tls: {ca: ca.pem}
+    health: {path: /ping}
+routes:
+  - path: /
+    upstream: u
+`)
+	_, err := load(path, noEnv)
+	want := []string{`drawbridge.yaml:4: listener ":8443": tls.key: cannot read "/abs/does/not/matter/if/missing.key": no such file or directory`}
+	if got := problems(t, path, noEnv); !slices.Equal(got, want) {
+		t.Fatalf("load(absolute missing key): got %q, want %q", got, want)
+	}
+
+	keyPath := filepath.Join(filepath.Dir(path), "public.key")
+	text, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, []byte(strings.Replace(string(text), "/abs/does/not/matter/if/missing.key", keyPath, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := load(path, noEnv)
+	if err != nil {
+		t.Fatalf("load(minimal config): %v", err)
+	}
+	l, u, r := cfg.Listeners[0], cfg.Upstreams["u"], cfg.Routes[0]
+	for _, c := range []struct {
+		desc      string
+		got, want any
+	}{
+		{"listener name", l.Name, ":8443"},
+		{"absolute key path kept", l.TLS.Key, keyPath},
+		{"listener min version", l.TLS.MinVersion, "1.2"},
+		{"read header timeout", l.ReadHeaderTimeout.D(), DefaultReadHeaderTimeout},
+		{"idle timeout", l.IdleTimeout.D(), DefaultIdleTimeout},
+		{"max header bytes", l.MaxHeaderBytes, DefaultMaxHeaderBytes},
+		{"max body bytes", l.MaxBodyBytes, int64(DefaultMaxBodyBytes)},
+		{"admin addr", cfg.Admin.Addr, DefaultAdminAddr},
+		{"shutdown grace", cfg.ShutdownGrace.D(), DefaultShutdownGrace},
+		{"target port", u.Targets, []string{"https://backend.internal:443"}},
+		{"balance", u.Balance, "round_robin"},
+		{"dns refresh", u.DNSRefresh.D(), DefaultDNSRefresh},
+		{"dial timeout", u.DialTimeout.D(), DefaultDialTimeout},
+		{"max idle conns", u.MaxIdleConns, DefaultMaxIdleConnsPerTarget},
+		{"max conns", u.MaxConns, 0},
+		{"upstream min version", u.TLS.MinVersion, "1.2"},
+		{"health interval", u.Health.Interval.D(), DefaultHealthInterval},
+		{"health timeout", u.Health.Timeout.D(), DefaultHealthTimeout},
+		{"healthy threshold", u.Health.HealthyThreshold, 2},
+		{"unhealthy threshold", u.Health.UnhealthyThreshold, 3},
+		{"passive max fails", u.Passive.MaxFails, DefaultPassiveMaxFails},
+		{"passive fail window", u.Passive.FailWindow.D(), DefaultPassiveFailWindow},
+		{"passive eject for", u.Passive.EjectFor.D(), DefaultPassiveEjectFor},
+		{"route methods", r.Methods, []string{"ANY"}},
+		{"route name", r.Name, "ANY /"},
+		{"route timeout", r.Timeout.D(), DefaultRouteTimeout},
+		{"store type", cfg.Store.Type, "bolt"},
+		{"store path beside config", cfg.Store.Path, filepath.Join(filepath.Dir(path), "drawbridge.db")},
+		{"log level", cfg.Log.Level, "info"},
+		{"access log", cfg.Log.Access, "stderr"},
+		{"warnings", len(cfg.Warnings()), 0},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("load(minimal config): %s: got %#v, want %#v", c.desc, c.got, c.want)
+		}
+	}
+}
+
+// good is a valid config; cases below replace parts of it. Its lines:
+//
+//	1 listeners:
+//	2   - addr: 127.0.0.1:8443
+//	3     tls: {cert: public.crt, key: public.key}
+//	4 upstreams:
+//	5   onprem:
+//	6     targets: [https://10.0.0.5]
+//	7     tls: {ca: ca.pem}
+//	8 routes:
+//	9   - path: /orders/{id}
+//	10    upstream: onprem
+const good = `listeners:
+  - addr: 127.0.0.1:8443
+    tls: {cert: public.crt, key: public.key}
+upstreams:
+  onprem:
+    targets: [https://10.0.0.5]
+    tls: {ca: ca.pem}
+routes:
+  - path: /orders/{id}
+    upstream: onprem
+`
+
+func TestEnv(t *testing.T) {
+	t.Parallel()
+	text := `listeners:
+  - addr: ${ADDR}
+    tls: {cert: "${CERT_DIR}/public.crt", key: public.key}
+    max_header_bytes: ${MAX_HEADER}
+upstreams:
+  onprem:
+    targets: ["https://${BACKEND}"]
+    tls: {ca: ca.pem, server_name: '$${NOT_EXPANDED}'}
+routes:
+  - path: /orders/{id}
+    upstream: onprem
+`
+	path := writeConfig(t, text)
+	dir := filepath.Dir(path)
+	env := envOf(map[string]string{"ADDR": "127.0.0.1:9443", "CERT_DIR": dir, "MAX_HEADER": "4096", "BACKEND": "backend.internal:8443"})
+	cfg, err := load(path, env)
+	if err != nil {
+		t.Fatalf("load(config with ${ENV}): %v", err)
+	}
+	for _, c := range []struct {
+		desc      string
+		got, want any
+	}{
+		{"addr", cfg.Listeners[0].Addr, "127.0.0.1:9443"},
+		{"cert", cfg.Listeners[0].TLS.Cert, filepath.Join(dir, "public.crt")},
+		{"plain scalar retyped as int", cfg.Listeners[0].MaxHeaderBytes, 4096},
+		{"target", cfg.Upstreams["onprem"].Targets[0], "https://backend.internal:8443"},
+		{"$${ escapes", cfg.Upstreams["onprem"].TLS.ServerName, "${NOT_EXPANDED}"},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("load(config with ${ENV}): %s: got %#v, want %#v", c.desc, c.got, c.want)
+		}
+	}
+
+	// Unset variables are each reported at their line, and nothing else is
+	// said about the values they left unexpanded.
+	got := problems(t, path, envOf(map[string]string{"CERT_DIR": dir, "BACKEND": "b:443"}))
+	want := []string{
+		"drawbridge.yaml:2: addr: environment variable ADDR is not set (referenced as ${ADDR}); set it before starting drawbridge, or write $${ADDR} for a literal ${ADDR}",
+		"drawbridge.yaml:4: max_header_bytes: environment variable MAX_HEADER is not set (referenced as ${MAX_HEADER}); set it before starting drawbridge, or write $${MAX_HEADER} for a literal ${MAX_HEADER}",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("load(config with unset ${ENV}):\ngot  %q\nwant %q", got, want)
+	}
+}
+
+// TestLoadEnv checks that Load reads the process environment.
+func TestLoadEnv(t *testing.T) {
+	t.Setenv("DRAWBRIDGE_TEST_UPSTREAM", "onprem")
+	path := writeConfig(t, strings.Replace(good, "upstream: onprem", "upstream: ${DRAWBRIDGE_TEST_UPSTREAM}", 1))
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatalf("Load(config with ${DRAWBRIDGE_TEST_UPSTREAM}): %v", err)
+	}
+	if got := cfg.Routes[0].Upstream; got != "onprem" {
+		t.Errorf("Load(config with ${DRAWBRIDGE_TEST_UPSTREAM}): route upstream: got %q, want %q", got, "onprem")
+	}
+}
+
+// replace returns good with old replaced by new, failing if old is absent.
+func replace(old, new string) string {
+	if !strings.Contains(good, old) {
+		panic("test config does not contain " + old)
+	}
+	return strings.Replace(good, old, new, 1)
+}
+
+func TestProblems(t *testing.T) {
+	t.Parallel()
+	const pinHint = `drawbridge.yaml:7: upstream "onprem": no way to verify the backend's certificate: set tls.ca to the PEM file of its CA (or of the self-signed certificate itself), or tls.pins to its public-key pin (run "drawbridge pin https://10.0.0.5:443" to get one), or tls.system_roots: true if its certificate is publicly trusted`
+	tests := []struct {
+		desc string
+		text string
+		want string // one of the problems, exactly
+	}{
+		// File-level.
+		{"empty file", "", `drawbridge.yaml:1: no listeners defined; add one under "listeners:", e.g. - {addr: 0.0.0.0:8443, tls: {cert: server.crt, key: server.key}}`},
+		{"top level is a list", "- a\n- b\n", `drawbridge.yaml:1: the file must be a mapping of settings (listeners:, upstreams:, routes:, ...), got a list`},
+		{"yaml syntax", good + "routes: [\n", "drawbridge.yaml:12: YAML syntax: did not find expected node content"},
+		{"two documents", good + "---\nlisteners: []\n", `drawbridge.yaml:12: a second YAML document starts here; put the whole configuration in one document (remove the "---" line)`},
+		{"unknown top-level key", good + "listeners: []\n", `drawbridge.yaml:11: unknown top-level key "listeners"; did you mean "listeners"?`},
+		{"unknown key", replace("    upstream: onprem", "    upstream: onprem\n    api_key: x"), `drawbridge.yaml:11: route "ANY /orders/{id}": unknown key "api_key"; valid keys here: name, host, path, methods, upstream, upstream_path, timeout, api_key_required`},
+		{"key one level too high", replace("    tls: {cert: public.crt, key: public.key}", "    cert: public.crt"), `drawbridge.yaml:3: listener "127.0.0.1:8443": unknown key "cert"; did you mean "cert" under "tls" (tls: {cert: ...})?`},
+		{"repeated key", replace("  - path: /orders/{id}", "  - path: /orders/{id}\n    path: /x"), `drawbridge.yaml:10: route "ANY /orders/{id}": key "path" is repeated; it is already set at line 9`},
+		{"wrong type: int", good + "shutdown_grace: 1\n", `drawbridge.yaml:11: bad duration "1": want a number with a unit, such as "30s", "500ms" or "1m30s" (shutdown_grace)`},
+		{"wrong type: bad duration", good + "shutdown_grace: 3 parsecs\n", `drawbridge.yaml:11: bad duration "3 parsecs": want a number with a unit, such as "30s", "500ms" or "1m30s" (shutdown_grace)`},
+		{"wrong type: list for string", replace("upstream: onprem", "upstream: [onprem]"), `drawbridge.yaml:10: route "ANY /orders/{id}": upstream: want a single value, got a list`},
+		{"wrong type: string for list", replace("targets: [https://10.0.0.5]", "targets: https://10.0.0.5"), `drawbridge.yaml:6: upstream "onprem": targets: want a list such as [https://10.0.0.5], got "https://10.0.0.5"`},
+		{"wrong type: quoted bool", replace("tls: {ca: ca.pem}", `tls: {ca: ca.pem, system_roots: "true"}`), `drawbridge.yaml:7: upstream "onprem": tls.system_roots: want true or false, got the quoted string "true"`},
+		{"wrong type: not a number", replace("    tls: {cert: public.crt, key: public.key}", "    tls: {cert: public.crt, key: public.key}\n    max_header_bytes: lots"), `drawbridge.yaml:4: listener "127.0.0.1:8443": max_header_bytes: want a whole number, got "lots"`},
+		{"wrong type: mapping for list", replace("routes:\n", "routes:\n  x: 1\nr:\n"), `drawbridge.yaml:9: routes: want a list, got a mapping (key: value lines)`},
+
+		// Listeners.
+		{"no listeners", replace("listeners:\n  - addr: 127.0.0.1:8443\n    tls: {cert: public.crt, key: public.key}\n", "listeners: []\n\n\n"), `drawbridge.yaml:1: no listeners defined; add one under "listeners:", e.g. - {addr: 0.0.0.0:8443, tls: {cert: server.crt, key: server.key}}`},
+		{"listener addr missing", replace("  - addr: 127.0.0.1:8443\n", "  - name: pub\n"), `drawbridge.yaml:2: listener "pub": addr is required, e.g. addr: 0.0.0.0:8443`},
+		{"listener addr not host:port", replace("127.0.0.1:8443", "8443"), `drawbridge.yaml:2: listener "8443": addr "8443" is not host:port (such as "0.0.0.0:8443" or "[::1]:8443")`},
+		{"listener addr bad port", replace("127.0.0.1:8443", "127.0.0.1:http"), `drawbridge.yaml:2: listener "127.0.0.1:http": addr "127.0.0.1:http": port must be a number from 0 to 65535`},
+		{"listener without tls", replace("    tls: {cert: public.crt, key: public.key}\n", ""), `drawbridge.yaml:2: listener "127.0.0.1:8443": tls is required: drawbridge only serves HTTPS; add tls: {cert: FILE, key: FILE} with the PEM certificate chain and private key`},
+		{"listener cert missing", replace("cert: public.crt, ", ""), `drawbridge.yaml:3: listener "127.0.0.1:8443": tls.cert is required: the PEM file with the certificate chain, leaf first`},
+		{"listener key missing", replace(", key: public.key", ""), `drawbridge.yaml:3: listener "127.0.0.1:8443": tls.key is required: the PEM file with the certificate's private key`},
+		{"listener cert file absent", replace("cert: public.crt", "cert: certs/nope.crt"), `drawbridge.yaml:3: listener "127.0.0.1:8443": tls.cert: cannot read "certs/nope.crt" (certs/nope.crt): no such file or directory`},
+		{"listener key is a folder", replace("key: public.key", "key: ."), `drawbridge.yaml:3: listener "127.0.0.1:8443": tls.key: "." () is a folder; name the file in it`},
+		{"listener min version", replace("key: public.key}", `key: public.key, min_version: "1.1"}`), `drawbridge.yaml:3: listener "127.0.0.1:8443": tls.min_version must be "1.2" or "1.3", got "1.1"`},
+		{"listener duplicate addr", replace("listeners:\n", "listeners:\n  - {name: a, addr: 127.0.0.1:8443, tls: {cert: public.crt, key: public.key}}\n"), `drawbridge.yaml:3: listener "127.0.0.1:8443": addr "127.0.0.1:8443" is already used by the listener at line 2`},
+		{"listener duplicate name", replace("listeners:\n", "listeners:\n  - {name: 127.0.0.1:8443, addr: 127.0.0.1:9443, tls: {cert: public.crt, key: public.key}}\n"), `drawbridge.yaml:3: listener "127.0.0.1:8443": name "127.0.0.1:8443" is already used by the listener at line 2; names must be unique`},
+		{"listener zero timeout", replace("    tls: {cert: public.crt, key: public.key}", "    tls: {cert: public.crt, key: public.key}\n    idle_timeout: 0s"), `drawbridge.yaml:4: listener "127.0.0.1:8443": idle_timeout must be greater than 0, got 0s (it defaults to 2m0s)`},
+		{"admin addr", good + "admin: {addr: localhost}\n", `drawbridge.yaml:11: admin: addr "localhost" is not host:port (such as "0.0.0.0:8443" or "[::1]:8443"), or "off" to disable the admin listener`},
+
+		// Upstreams: targets.
+		{"no targets", replace("targets: [https://10.0.0.5]", "targets: []"), `drawbridge.yaml:6: upstream "onprem": no targets; add targets: [https://HOST:PORT]`},
+		{"plaintext refused", replace("targets: [https://10.0.0.5]", "targets: [http://10.0.0.5]"), `drawbridge.yaml:6: upstream "onprem": target "http://10.0.0.5": plaintext http:// is refused; use https:// or set allow_insecure: true (insecure)`},
+		{"target without scheme", replace("https://10.0.0.5", "10.0.0.5:443"), `drawbridge.yaml:6: upstream "onprem": target "10.0.0.5:443" is not a URL; write it as "https://10.0.0.5:443"`},
+		{"target other scheme", replace("https://10.0.0.5", "ftp://10.0.0.5"), `drawbridge.yaml:6: upstream "onprem": target "ftp://10.0.0.5": scheme must be https://, got "ftp://"`},
+		{"target with path", replace("https://10.0.0.5", "https://10.0.0.5/api"), `drawbridge.yaml:6: upstream "onprem": target "https://10.0.0.5/api": a path is not allowed; targets are scheme://host:port, and a route's upstream_path rewrites paths`},
+		{"target with query", replace("https://10.0.0.5", "https://10.0.0.5?a=b"), `drawbridge.yaml:6: upstream "onprem": target "https://10.0.0.5?a=b": a query string is not allowed; targets are scheme://host:port`},
+		{"target with userinfo", replace("https://10.0.0.5", "https://u:p@10.0.0.5"), `drawbridge.yaml:6: upstream "onprem": target "https://u:p@10.0.0.5": user:password@ is not allowed; credentials in URLs end up in logs`},
+		{"target without host", replace("https://10.0.0.5", "https://:443"), `drawbridge.yaml:6: upstream "onprem": target "https://:443" has no host`},
+		{"target bad port", replace("https://10.0.0.5", "https://10.0.0.5:70000"), `drawbridge.yaml:6: upstream "onprem": target "https://10.0.0.5:70000": port must be a number from 1 to 65535`},
+		{"target listed twice", replace("https://10.0.0.5]", "https://10.0.0.5, 'https://10.0.0.5:443']"), `drawbridge.yaml:6: upstream "onprem": target "https://10.0.0.5:443" is listed twice (also at line 6)`},
+		// Upstreams: trust.
+		{"no trust source", replace("tls: {ca: ca.pem}", "tls: {server_name: b.internal}"), pinHint},
+		{"no tls at all", replace("    tls: {ca: ca.pem}\n", ""), `drawbridge.yaml:5: upstream "onprem": no way to verify the backend's certificate: set tls.ca to the PEM file of its CA (or of the self-signed certificate itself), or tls.pins to its public-key pin (run "drawbridge pin https://10.0.0.5:443" to get one), or tls.system_roots: true if its certificate is publicly trusted`},
+		{"skip verify needs allow_insecure", replace("tls: {ca: ca.pem}", "tls: {insecure_skip_verify: true}"), `drawbridge.yaml:7: upstream "onprem": tls.insecure_skip_verify: true needs allow_insecure: true on the upstream as well (insecure: the backend is then not authenticated); prefer tls.ca or tls.pins`},
+		{"bad pin", replace("tls: {ca: ca.pem}", "tls: {pins: [sha256/abc]}"), `drawbridge.yaml:7: upstream "onprem": tls.pins[0]: "sha256/abc" is not a pin; want "sha256/" and the standard base64 of the SHA-256 of the certificate's public key (44 characters), as printed by "drawbridge pin"`},
+		{"pin url-safe base64", replace("tls: {ca: ca.pem}", "tls: {pins: [sha256/47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU=]}"), `drawbridge.yaml:7: upstream "onprem": tls.pins[0]: "sha256/47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU=" is not a pin; want "sha256/" and the standard base64 of the SHA-256 of the certificate's public key (44 characters), as printed by "drawbridge pin"`},
+		{"ca file absent", replace("ca: ca.pem", "ca: /nonexistent/ca.pem"), `drawbridge.yaml:7: upstream "onprem": tls.ca: cannot read "/nonexistent/ca.pem": no such file or directory`},
+		{"client cert without key", replace("tls: {ca: ca.pem}", "tls: {ca: ca.pem, client_cert: client.crt}"), `drawbridge.yaml:7: upstream "onprem": tls.client_cert is set but tls.client_key is not; client certificates need both`},
+		{"client key without cert", replace("tls: {ca: ca.pem}", "tls: {ca: ca.pem, client_key: client.key}"), `drawbridge.yaml:7: upstream "onprem": tls.client_key is set but tls.client_cert is not; client certificates need both`},
+		{"client key absent", replace("tls: {ca: ca.pem}", "tls: {ca: ca.pem, client_cert: client.crt, client_key: nope.key}"), `drawbridge.yaml:7: upstream "onprem": tls.client_key: cannot read "nope.key" (nope.key): no such file or directory`},
+		{"upstream min version", replace("tls: {ca: ca.pem}", "tls: {ca: ca.pem, min_version: '1.0'}"), `drawbridge.yaml:7: upstream "onprem": tls.min_version must be "1.2" or "1.3", got "1.0"`},
+		{"server name with port", replace("tls: {ca: ca.pem}", "tls: {ca: ca.pem, server_name: 'b.internal:443'}"), `drawbridge.yaml:7: upstream "onprem": tls.server_name "b.internal:443" must be a bare host name, without scheme, port or path`},
+		// Upstreams: the rest.
+		{"balance", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    balance: random"), `drawbridge.yaml:8: upstream "onprem": balance must be round_robin or least_requests, got "random"`},
+		{"resolver", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    resolver: 10.0.0.2"), `drawbridge.yaml:8: upstream "onprem": resolver "10.0.0.2" is not host:port (such as "0.0.0.0:8443" or "[::1]:8443") (the DNS server, e.g. "10.0.0.2:53")`},
+		{"negative duration", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    dial_timeout: -1s"), `drawbridge.yaml:8: upstream "onprem": dial_timeout must be greater than 0, got -1s (it defaults to 5s)`},
+		{"zero dns refresh", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    dns_refresh: 0s"), `drawbridge.yaml:8: upstream "onprem": dns_refresh must be greater than 0, got 0s (it defaults to 30s)`},
+		{"max idle conns", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    max_idle_conns: 0"), `drawbridge.yaml:8: upstream "onprem": max_idle_conns must be at least 1, got 0`},
+		{"health path missing", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    health: {interval: 5s}"), `drawbridge.yaml:8: upstream "onprem": health.path is required, e.g. path: /healthz`},
+		{"health path relative", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    health: {path: healthz}"), `drawbridge.yaml:8: upstream "onprem": health.path "healthz" must start with "/"`},
+		{"health threshold", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    health:\n      path: /h\n      healthy_threshold: 0"), `drawbridge.yaml:10: upstream "onprem": health.healthy_threshold must be at least 1, got 0`},
+		{"health timeout", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    health:\n      path: /h\n      timeout: 0s"), `drawbridge.yaml:10: upstream "onprem": health.timeout must be greater than 0, got 0s (it defaults to 2s)`},
+		{"passive max fails zero", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    passive: {max_fails: 0}"), `drawbridge.yaml:8: upstream "onprem": passive.max_fails must be at least 1, or -1 to disable passive ejection; got 0`},
+		{"passive eject for", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    passive: {eject_for: 0s}"), `drawbridge.yaml:8: upstream "onprem": passive.eject_for must be greater than 0, got 0s (it defaults to 30s)`},
+
+		// Routes.
+		{"route path missing", replace("  - path: /orders/{id}\n    upstream: onprem", "  - upstream: onprem"), `drawbridge.yaml:9: route #1: path is required, e.g. path: /orders/{id}`},
+		{"route path relative", replace("path: /orders/{id}", "path: orders"), `drawbridge.yaml:9: route "ANY orders": path "orders" must start with "/"`},
+		{"route path trailing slash", replace("path: /orders/{id}", "path: /orders/"), `drawbridge.yaml:9: route "ANY /orders/": path "/orders/" ends with "/"; remove the trailing slash`},
+		{"route path empty segment", replace("path: /orders/{id}", "path: /a//b"), `drawbridge.yaml:9: route "ANY /a//b": path "/a//b" has an empty segment ("//")`},
+		{"route param name", replace("path: /orders/{id}", "path: /orders/{i d}"), `drawbridge.yaml:9: route "ANY /orders/{i d}": path "/orders/{i d}": parameter "{i d}" must be a name of letters, digits, _, . or -`},
+		{"route param mixed", replace("path: /orders/{id}", "path: /orders/id-{id}"), `drawbridge.yaml:9: route "ANY /orders/id-{id}": path "/orders/id-{id}": segment "id-{id}" mixes text and a parameter; a {param} must be a whole segment`},
+		{"route greedy not last", replace("path: /orders/{id}", "path: /{proxy+}/x"), `drawbridge.yaml:9: route "ANY /{proxy+}/x": path "/{proxy+}/x": greedy parameter "{proxy+}" must be the last segment`},
+		{"route param twice", replace("path: /orders/{id}", "path: /{id}/{id}"), `drawbridge.yaml:9: route "ANY /{id}/{id}": path "/{id}/{id}": parameter {id} appears twice; names must be unique`},
+		{"route query in path", replace("path: /orders/{id}", "path: /orders?x=1"), `drawbridge.yaml:9: route "ANY /orders?x=1": path "/orders?x=1" must not contain "?" or "#"; the query string is always passed through`},
+		{"route bad method", replace("    upstream: onprem", "    upstream: onprem\n    methods: [GET, FETCH]"), `drawbridge.yaml:11: route "GET,FETCH /orders/{id}": method "FETCH" is not supported; use GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, ANY`},
+		{"route method twice", replace("    upstream: onprem", "    upstream: onprem\n    methods: [GET, get]"), `drawbridge.yaml:11: route "GET,GET /orders/{id}": method GET is listed twice`},
+		{"route ANY with others", replace("    upstream: onprem", "    upstream: onprem\n    methods: [ANY, GET]"), `drawbridge.yaml:11: route "ANY,GET /orders/{id}": methods: ANY already matches every method; list ANY alone`},
+		{"route upstream missing", replace("    upstream: onprem", "    timeout: 1s"), `drawbridge.yaml:9: route "ANY /orders/{id}": upstream is required: the name of an entry under upstreams:`},
+		{"route upstream undefined", replace("upstream: onprem", "upstream: nope"), `drawbridge.yaml:10: route "ANY /orders/{id}": upstream "nope" is not defined (defined: onprem)`},
+		{"route upstream_path relative", replace("    upstream: onprem", "    upstream: onprem\n    upstream_path: api/{id}"), `drawbridge.yaml:11: route "ANY /orders/{id}": upstream_path "api/{id}" must start with "/"`},
+		{"route upstream_path unknown param", replace("    upstream: onprem", "    upstream: onprem\n    upstream_path: /api/{orderId}"), `drawbridge.yaml:11: route "ANY /orders/{id}": upstream_path refers to {orderId}, which the path does not define (it defines {id})`},
+		{"route upstream_path + on plain param", replace("    upstream: onprem", "    upstream: onprem\n    upstream_path: /api/{id+}"), `drawbridge.yaml:11: route "ANY /orders/{id}": upstream_path refers to {id+}, but {id} is not greedy; write {id}`},
+		{"route upstream_path unclosed", replace("    upstream: onprem", "    upstream: onprem\n    upstream_path: /api/{id"), `drawbridge.yaml:11: route "ANY /orders/{id}": upstream_path "/api/{id" has "{" without "}"`},
+		{"route timeout", replace("    upstream: onprem", "    upstream: onprem\n    timeout: 0s"), `drawbridge.yaml:11: route "ANY /orders/{id}": timeout must be greater than 0, got 0s (it defaults to 29s)`},
+		{"route host with port", replace("    upstream: onprem", "    upstream: onprem\n    host: api.example.com:443"), `drawbridge.yaml:11: route "ANY /orders/{id}": host "api.example.com:443" must be a bare host name, without scheme, port or path`},
+		{"api_key_required", replace("    upstream: onprem", "    upstream: onprem\n    api_key_required: true"), `drawbridge.yaml:11: route "ANY /orders/{id}": api_key_required is not implemented in this version of drawbridge; remove it or wait for API keys support`},
+		{"duplicate route", good + "  - path: /orders/{orderId}\n    methods: [GET]\n    upstream: onprem\n", `drawbridge.yaml:11: route "GET /orders/{orderId}": duplicates route "ANY /orders/{id}" at line 9 (same host, path shape and method); only one of them could ever match`},
+		{"duplicate route name", good + "  - {name: 'ANY /orders/{id}', path: /x, upstream: onprem}\n  - {name: 'ANY /orders/{id}', path: /y, upstream: onprem}\n", `drawbridge.yaml:12: route "ANY /orders/{id}": name is already used by the route at line 11; names must be unique`},
+
+		// Store, plans, log, shutdown.
+		{"store type", good + "store: {type: etcd}\n", `drawbridge.yaml:11: store: type must be memory, bolt or redis, got "etcd"`},
+		{"redis without addr", good + "store: {type: redis}\n", `drawbridge.yaml:11: store: type redis needs addr: the Redis host:port, e.g. addr: 10.0.0.7:6379`},
+		{"redis bad addr", good + "store:\n  type: redis\n  addr: redis.internal\n", `drawbridge.yaml:13: store: addr "redis.internal" is not host:port (such as "0.0.0.0:8443" or "[::1]:8443")`},
+		{"throttle rate", good + "plans:\n  gold:\n    throttle: {rate: 0, burst: 1}\n", `drawbridge.yaml:13: plan "gold": throttle.rate must be a number of requests per second greater than 0, got 0`},
+		{"throttle burst", good + "plans:\n  gold:\n    throttle: {rate: 1, burst: -1}\n", `drawbridge.yaml:13: plan "gold": throttle.burst must not be negative, got -1`},
+		{"quota limit", good + "plans:\n  gold:\n    quota: {limit: 0, period: DAY}\n", `drawbridge.yaml:13: plan "gold": quota.limit must be a number of requests greater than 0, got 0`},
+		{"quota period", good + "plans:\n  gold:\n    quota: {limit: 10, period: YEAR}\n", `drawbridge.yaml:13: plan "gold": quota.period must be DAY, WEEK or MONTH, got "YEAR"`},
+		{"quota offset", good + "plans:\n  gold:\n    quota: {limit: 10, period: WEEK, offset: 7}\n", `drawbridge.yaml:13: plan "gold": quota.offset 7 is out of range for period WEEK`},
+		{"log level", good + "log:\n  level: verbose\n", `drawbridge.yaml:12: log: level must be debug, info, warn or error, got "verbose"`},
+		{"shutdown grace negative", good + "shutdown_grace: -5s\n", `drawbridge.yaml:11: shutdown_grace must not be negative, got -5s; 0 closes connections at once`},
+		{"too many aliases", good + "plans:\n  a: &a {throttle: {rate: 1}}\n  b: *a\n  c: {<<: *a, quota: {limit: 1, period: DAY}}\n  d: {<<: [*a, *a], x: 1}\n", `drawbridge.yaml:15: plan "d": unknown key "x"; valid keys here: throttle, quota`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			path := writeConfig(t, tc.text)
+			got := problems(t, path, noEnv)
+			// The folder appears inside messages as resolved paths too.
+			if !slices.Contains(got, strings.ReplaceAll(tc.want, "()", "("+filepath.Dir(path)+")")) && !slices.Contains(got, tc.want) {
+				t.Errorf("load(%s):\ngot  %q\nwant %q among them", tc.desc, got, tc.want)
+			}
+		})
+	}
+}

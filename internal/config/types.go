@@ -1,0 +1,232 @@
+package config
+
+import "time"
+
+// Config is a whole drawbridge configuration file after parsing, defaults
+// and validation. Relative file paths in it have already been resolved
+// against the folder of the config file, and ${ENV} references expanded.
+// A Config is read-only once returned by Load.
+type Config struct {
+	// File is the path the config was loaded from; messages name it.
+	File string `yaml:"-"`
+
+	Listeners []Listener           `yaml:"listeners"`
+	Admin     Admin                `yaml:"admin"`
+	Upstreams map[string]*Upstream `yaml:"upstreams"`
+	Routes    []*Route             `yaml:"routes"`
+	Store     Store                `yaml:"store"`
+	Plans     map[string]*Plan     `yaml:"plans"`
+	Log       Log                  `yaml:"log"`
+
+	// ShutdownGrace is how long SIGTERM waits for in-flight requests to
+	// finish before closing connections. It defaults to DefaultShutdownGrace.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+
+	// lines maps pointers to fields to the line that set them, for
+	// messages that point at a key rather than at its object. Nil in a
+	// Config not made by Load.
+	lines map[any]int
+}
+
+// Listener is one partner-facing HTTPS socket.
+type Listener struct {
+	Line int `yaml:"-"`
+	// Name identifies the listener in logs and metrics. It defaults to Addr.
+	Name string `yaml:"name"`
+	// Addr is host:port to listen on. Required.
+	Addr string      `yaml:"addr"`
+	TLS  ListenerTLS `yaml:"tls"`
+
+	// ReadHeaderTimeout bounds how long a client may take to send request
+	// headers. It defaults to DefaultReadHeaderTimeout.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. It defaults
+	// to DefaultIdleTimeout.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes caps request line plus headers. It defaults to
+	// DefaultMaxHeaderBytes.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes caps request bodies; larger ones get 413. It defaults to
+	// DefaultMaxBodyBytes (10 MiB, API Gateway's limit).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// ListenerTLS is the certificate a listener serves.
+type ListenerTLS struct {
+	Line int `yaml:"-"`
+	// Cert is a PEM file with the certificate chain, leaf first. Required.
+	Cert string `yaml:"cert"`
+	// Key is the PEM private key of the leaf (RSA, ECDSA or Ed25519). Required.
+	Key string `yaml:"key"`
+	// MinVersion is "1.2" or "1.3". It defaults to "1.2".
+	MinVersion string `yaml:"min_version"`
+}
+
+// Admin is the operators' listener: /metrics, /healthz, /readyz.
+type Admin struct {
+	Line int `yaml:"-"`
+	// Addr is host:port. It defaults to DefaultAdminAddr (loopback).
+	// "off" disables the admin listener.
+	Addr string `yaml:"addr"`
+}
+
+// Upstream is a named pool of backend targets reached over verified TLS.
+type Upstream struct {
+	Line int `yaml:"-"`
+	// Name is the map key, filled in by Load.
+	Name string `yaml:"-"`
+	// Targets are https:// URLs (host or IP, port defaults to 443).
+	// http:// is refused unless AllowInsecure is set.
+	Targets []string    `yaml:"targets"`
+	TLS     UpstreamTLS `yaml:"tls"`
+	// AllowInsecure permits http:// targets and tls.insecure_skip_verify.
+	// It is insecure: the backend is then not authenticated, and every start
+	// logs a warning naming this upstream.
+	AllowInsecure bool `yaml:"allow_insecure"`
+
+	// Balance is "round_robin" (default) or "least_requests".
+	Balance string `yaml:"balance"`
+	// DNSRefresh is how often host-name targets are re-resolved. It defaults
+	// to DefaultDNSRefresh. IP targets are never resolved.
+	DNSRefresh Duration `yaml:"dns_refresh"`
+	// Resolver is an optional host:port of a DNS server used instead of the
+	// system resolver for host-name targets.
+	Resolver string `yaml:"resolver"`
+	// DialTimeout bounds TCP connect plus TLS handshake. It defaults to
+	// DefaultDialTimeout.
+	DialTimeout Duration `yaml:"dial_timeout"`
+	// MaxIdleConns is the keep-alive pool size per target. It defaults to
+	// DefaultMaxIdleConnsPerTarget.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+	// MaxConns caps connections per target; 0 means no limit.
+	MaxConns int `yaml:"max_conns"`
+
+	Health  *HealthCheck `yaml:"health"`
+	Passive Passive      `yaml:"passive"`
+}
+
+// UpstreamTLS says how the backend's certificate is verified. Trust is the
+// union of SystemRoots, CA and Pins: a chain to a trusted root with the
+// expected name, or a leaf whose public key matches one of the pins.
+type UpstreamTLS struct {
+	Line int `yaml:"-"`
+	// ServerName is sent as SNI and verified against the certificate,
+	// independent of the dial address. It defaults to the target's host.
+	ServerName string `yaml:"server_name"`
+	// CA is a PEM file of trusted roots: a private CA or the self-signed
+	// certificate itself.
+	CA string `yaml:"ca"`
+	// Pins are SPKI SHA-256 hashes, "sha256/<base64>"; any one matches.
+	Pins []string `yaml:"pins"`
+	// SystemRoots adds the operating system's trusted roots.
+	SystemRoots bool `yaml:"system_roots"`
+	// ClientCert and ClientKey are PEM files presented to the backend (mTLS).
+	ClientCert string `yaml:"client_cert"`
+	ClientKey  string `yaml:"client_key"`
+	// InsecureSkipVerify turns verification off. It is insecure: anyone on
+	// the path can impersonate the backend. Needs allow_insecure.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// MinVersion is "1.2" (default) or "1.3".
+	MinVersion string `yaml:"min_version"`
+}
+
+// HealthCheck is an active check: a GET over verified TLS on a timer.
+// Active checks find a dead target before a partner request does, at the
+// cost of steady background traffic.
+type HealthCheck struct {
+	Line int    `yaml:"-"`
+	Path string `yaml:"path"` // required, e.g. /healthz
+	// Interval between checks of one target. It defaults to DefaultHealthInterval.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one check. It defaults to DefaultHealthTimeout.
+	Timeout Duration `yaml:"timeout"`
+	// HealthyThreshold consecutive successes mark a target up. Default 2.
+	HealthyThreshold int `yaml:"healthy_threshold"`
+	// UnhealthyThreshold consecutive failures mark a target down. Default 3.
+	UnhealthyThreshold int `yaml:"unhealthy_threshold"`
+}
+
+// Passive ejects a target after connect or TLS failures seen on partner
+// requests. It costs nothing when all is well but learns of a failure only
+// when a request hits it.
+type Passive struct {
+	Line int `yaml:"-"`
+	// MaxFails connect/TLS failures within FailWindow eject the target.
+	// It defaults to DefaultPassiveMaxFails; -1 disables passive ejection.
+	MaxFails int `yaml:"max_fails"`
+	// FailWindow defaults to DefaultPassiveFailWindow.
+	FailWindow Duration `yaml:"fail_window"`
+	// EjectFor is how long an ejected target is skipped. It defaults to
+	// DefaultPassiveEjectFor.
+	EjectFor Duration `yaml:"eject_for"`
+}
+
+// Route maps partner requests to an upstream.
+type Route struct {
+	Line int `yaml:"-"`
+	// Name identifies the route in logs and metrics. It defaults to
+	// "METHODS PATH", e.g. "GET /orders/{id}".
+	Name string `yaml:"name"`
+	// Host optionally restricts the route to one Host header (no port).
+	Host string `yaml:"host"`
+	// Path is a template: literal segments, {param} and a final {proxy+}.
+	Path string `yaml:"path"`
+	// Methods are HTTP methods or ANY. It defaults to [ANY].
+	Methods []string `yaml:"methods"`
+	// Upstream names an entry of upstreams. Required.
+	Upstream string `yaml:"upstream"`
+	// UpstreamPath optionally rewrites the path using the same {params};
+	// without it the request path is sent as is. The query string is
+	// always passed through.
+	UpstreamPath string `yaml:"upstream_path"`
+	// Timeout for the whole upstream exchange. It defaults to
+	// DefaultRouteTimeout (29 s, as API Gateway).
+	Timeout Duration `yaml:"timeout"`
+	// APIKeyRequired demands a valid x-api-key (AWS style).
+	APIKeyRequired bool `yaml:"api_key_required"`
+}
+
+// Store selects where keys, plans and counters live.
+type Store struct {
+	Line int    `yaml:"-"`
+	Type string `yaml:"type"` // memory | bolt | redis; default bolt
+	Path string `yaml:"path"` // bolt file; default drawbridge.db beside the config
+	Addr string `yaml:"addr"` // redis host:port
+}
+
+// Plan is a usage plan: throttle and quota for the keys in it.
+type Plan struct {
+	Line     int       `yaml:"-"`
+	Name     string    `yaml:"-"`
+	Throttle *Throttle `yaml:"throttle"`
+	Quota    *Quota    `yaml:"quota"`
+}
+
+// Throttle is a token bucket: Rate requests/s refilled, Burst capacity.
+type Throttle struct {
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+}
+
+// Quota is Limit requests per Period (DAY, WEEK or MONTH, UTC).
+type Quota struct {
+	Limit  int64  `yaml:"limit"`
+	Period string `yaml:"period"`
+	Offset int64  `yaml:"offset"`
+}
+
+// Log configures logging.
+type Log struct {
+	Line int `yaml:"-"`
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Access is where JSON access-log lines go: "stderr" (default),
+	// "stdout", "off", or a file path.
+	Access string `yaml:"access"`
+}
+
+// Duration is a time.Duration written in YAML as "29s", "500ms", "1m".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -1,0 +1,261 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/drawbridge-gw/drawbridge/internal/config"
+	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
+	"github.com/drawbridge-gw/drawbridge/internal/health"
+	"github.com/drawbridge-gw/drawbridge/internal/observe"
+	"github.com/drawbridge-gw/drawbridge/internal/proxy"
+	"github.com/drawbridge-gw/drawbridge/internal/router"
+	"github.com/drawbridge-gw/drawbridge/internal/transport"
+	"github.com/drawbridge-gw/drawbridge/internal/upstream"
+)
+
+// chain is everything one config builds for the request path. It is
+// immutable once built; a reload builds a new chain and swaps it in.
+type chain struct {
+	cfg        *config.Config
+	router     *router.Router
+	upstreams  []*builtUpstream
+	accessLog  *slog.Logger
+	accessFile io.Closer // nil unless the access log is a file we opened
+	cancel     context.CancelFunc
+}
+
+type builtUpstream struct {
+	pool      *upstream.Pool
+	transport *http.Transport
+	health    *config.HealthCheck
+	metrics   *observe.UpstreamMetrics
+}
+
+// buildChain builds the handler chain for cfg without starting anything:
+// it does no network I/O, so it doubles as the deep check behind
+// `drawbridge validate` (certificates, keys and pins are parsed here).
+func buildChain(cfg *config.Config, metrics *observe.Metrics, logger *slog.Logger) (*chain, error) {
+	c := &chain{cfg: cfg}
+	ups := make(map[string]*builtUpstream, len(cfg.Upstreams))
+	for _, name := range sortedKeys(cfg.Upstreams) {
+		u, err := buildUpstream(cfg.Upstreams[name], metrics, logger)
+		if err != nil {
+			return nil, problem(cfg, cfg.Upstreams[name].Line, err)
+		}
+		ups[name] = u
+		c.upstreams = append(c.upstreams, u)
+	}
+
+	routes := make([]router.Route, 0, len(cfg.Routes))
+	for _, rc := range cfg.Routes {
+		h, err := buildRoute(cfg, rc, ups[rc.Upstream], metrics, logger)
+		if err != nil {
+			return nil, problem(cfg, rc.Line, err)
+		}
+		routes = append(routes, router.Route{Name: rc.Name, Host: rc.Host, Methods: rc.Methods, Path: rc.Path, Handler: h})
+	}
+	// API Gateway answers an unknown resource, and a known resource with an
+	// undeclared method, with 403 Missing Authentication Token.
+	r, err := router.New(routes, gwresponse.Handler(gwresponse.MissingAuthenticationToken))
+	if err != nil {
+		return nil, fmt.Errorf("%s: routes: %w", cfg.File, err)
+	}
+	c.router = r
+	return c, nil
+}
+
+func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.Logger) (*builtUpstream, error) {
+	bu := &builtUpstream{health: uc.Health, metrics: metrics.Upstream(uc.Name)}
+	pool, err := upstream.NewPool(upstream.PoolOptions{
+		Name:       uc.Name,
+		Targets:    uc.Targets,
+		Balance:    uc.Balance,
+		DNSRefresh: uc.DNSRefresh.D(),
+		Resolver:   uc.Resolver,
+		Passive: upstream.PassiveOptions{
+			MaxFails:   uc.Passive.MaxFails,
+			FailWindow: uc.Passive.FailWindow.D(),
+			EjectFor:   uc.Passive.EjectFor.D(),
+		},
+		Logger: logger,
+		// Kept-alive connections still go to the old address; closing the
+		// idle ones makes the next request dial the new one.
+		OnAddrChange: func(*upstream.Target) {
+			if bu.transport != nil {
+				bu.transport.CloseIdleConnections()
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	minVersion := uint16(tls.VersionTLS12)
+	if uc.TLS.MinVersion == "1.3" {
+		minVersion = tls.VersionTLS13
+	}
+	tr, err := transport.New(transport.Options{
+		Upstream:            uc.Name,
+		ServerName:          uc.TLS.ServerName,
+		CAFile:              uc.TLS.CA,
+		Pins:                uc.TLS.Pins,
+		SystemRoots:         uc.TLS.SystemRoots,
+		ClientCertFile:      uc.TLS.ClientCert,
+		ClientKeyFile:       uc.TLS.ClientKey,
+		InsecureSkipVerify:  uc.TLS.InsecureSkipVerify,
+		MinVersion:          minVersion,
+		DialTimeout:         uc.DialTimeout.D(),
+		MaxIdleConnsPerHost: uc.MaxIdleConns,
+		MaxConnsPerHost:     uc.MaxConns,
+		DialContext:         pool.DialContext,
+		OnVerified:          bu.metrics.CertSeen,
+	})
+	if err != nil {
+		return nil, err
+	}
+	bu.pool, bu.transport = pool, tr
+	return bu, nil
+}
+
+// buildRoute builds one route's stages, innermost first.
+func buildRoute(cfg *config.Config, rc *config.Route, bu *builtUpstream, metrics *observe.Metrics, logger *slog.Logger) (http.Handler, error) {
+	var rewrite *router.Template
+	if rc.UpstreamPath != "" {
+		t, err := router.ParseTemplate(rc.UpstreamPath)
+		if err != nil {
+			return nil, fmt.Errorf("route %q: upstream_path: %w", rc.Name, err)
+		}
+		rewrite = &t
+	}
+	uc := cfg.Upstreams[rc.Upstream]
+	p, err := proxy.New(proxy.Options{
+		Route:        rc.Name,
+		Pool:         bu.pool,
+		Transport:    bu.transport,
+		Metrics:      bu.metrics,
+		HostHeader:   uc.TLS.ServerName,
+		UpstreamPath: rewrite,
+		Timeout:      rc.Timeout.D(),
+		MaxBodyBytes: maxBodyBytes(cfg),
+		Logger:       logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return stampRoute(metrics.Route(rc.Name), p), nil
+}
+
+// stampRoute tells the access log and metrics which route matched. It is
+// the first stage of every route so that even a request refused by a later
+// stage is counted under its route.
+func stampRoute(rm *observe.RouteMetrics, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		observe.RecordFrom(r.Context()).Route = rm
+		next.ServeHTTP(w, r)
+	})
+}
+
+// maxBodyBytes is the body cap: one gateway-wide value today, the smallest
+// any listener asks for, since a route can be reached from every listener.
+func maxBodyBytes(cfg *config.Config) int64 {
+	var limit int64
+	for _, l := range cfg.Listeners {
+		if l.MaxBodyBytes > 0 && (limit == 0 || l.MaxBodyBytes < limit) {
+			limit = l.MaxBodyBytes
+		}
+	}
+	return limit
+}
+
+// start launches the chain's background work: DNS refresh and active
+// health checks. cancel stops it.
+func (c *chain) start(logger *slog.Logger) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	for _, u := range c.upstreams {
+		u.pool.Start(ctx)
+		if u.health == nil {
+			continue
+		}
+		checks := make([]health.Check, 0, len(u.pool.Targets()))
+		for _, t := range u.pool.Targets() {
+			checks = append(checks, health.Check{URL: t.URL(), Target: t, Name: t.String()})
+		}
+		um := u.metrics
+		go health.Run(ctx, health.Options{
+			Path:               u.health.Path,
+			Interval:           u.health.Interval.D(),
+			Timeout:            u.health.Timeout.D(),
+			HealthyThreshold:   u.health.HealthyThreshold,
+			UnhealthyThreshold: u.health.UnhealthyThreshold,
+			Logger:             logger,
+			Upstream:           u.pool.Name(),
+			OnResult: func(target string, up bool, _ time.Duration, _ error) {
+				um.HealthCheck(target, up)
+			},
+		}, &http.Client{Transport: u.transport}, checks)
+	}
+}
+
+// stop ends the chain's background work and its idle upstream
+// connections. Requests still in flight on it finish normally.
+func (c *chain) stop() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	for _, u := range c.upstreams {
+		u.transport.CloseIdleConnections()
+	}
+}
+
+func (c *chain) targetStates() []observe.TargetState {
+	var states []observe.TargetState
+	for _, u := range c.upstreams {
+		for _, t := range u.pool.Targets() {
+			states = append(states, observe.TargetState{Upstream: u.pool.Name(), Target: t.String(), Healthy: t.Healthy(), Ejected: t.Ejected()})
+		}
+	}
+	return states
+}
+
+// openAccessLog returns the access logger cfg asks for, and the file to
+// close when it is replaced, if any.
+func openAccessLog(cfg *config.Config) (*slog.Logger, io.Closer, error) {
+	var w io.Writer
+	var closer io.Closer
+	switch cfg.Log.Access {
+	case "off":
+		return nil, nil, nil
+	case "", "stderr":
+		w = os.Stderr
+	case "stdout":
+		w = os.Stdout
+	default:
+		f, err := os.OpenFile(cfg.Log.Access, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening access log: %w", err)
+		}
+		w, closer = f, f
+	}
+	return slog.New(slog.NewJSONHandler(w, nil)), closer, nil
+}
+
+func problem(cfg *config.Config, line int, err error) error {
+	return fmt.Errorf("%s:%d: %w", cfg.File, line, err)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,311 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/drawbridge-gw/drawbridge/internal/config"
+	"github.com/drawbridge-gw/drawbridge/internal/listener"
+	"github.com/drawbridge-gw/drawbridge/internal/observe"
+)
+
+// Options configures a Gateway.
+type Options struct {
+	// Version is reported in metrics and /healthz.
+	Version string
+	// Logger receives operational logs (not access logs). If nil,
+	// slog.Default() is used.
+	Logger *slog.Logger
+	// Load reads the config again on Reload. If nil, config.Load of the
+	// initial config's file is used.
+	Load func() (*config.Config, error)
+}
+
+// Gateway is a running drawbridge.
+type Gateway struct {
+	opts    Options
+	logger  *slog.Logger
+	metrics *observe.Metrics
+
+	listeners []*listener.Server
+	admin     *http.Server
+	adminLn   net.Listener
+
+	current  atomic.Pointer[chain]
+	reloadMu sync.Mutex // one reload at a time
+	ready    atomic.Bool
+}
+
+// New builds the gateway for cfg and binds its sockets, so an address in
+// use fails here, before anything serves. Nothing is served until Run.
+func New(cfg *config.Config, o Options) (*Gateway, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Load == nil {
+		file := cfg.File
+		o.Load = func() (*config.Config, error) { return config.Load(file) }
+	}
+	g := &Gateway{opts: o, logger: o.Logger, metrics: observe.NewMetrics(o.Version)}
+
+	c, err := g.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, lc := range cfg.Listeners {
+		srv, err := listener.New(listenerOptions(lc, g), http.NotFoundHandler())
+		if err != nil {
+			g.closeListeners()
+			return nil, fmt.Errorf("%s:%d: listener %q: %w", cfg.File, lc.Line, lc.Name, err)
+		}
+		if err := srv.Listen(); err != nil {
+			g.closeListeners()
+			return nil, fmt.Errorf("%s:%d: listener %q: %w", cfg.File, lc.Line, lc.Name, err)
+		}
+		g.listeners = append(g.listeners, srv)
+	}
+	if cfg.Admin.Addr != "off" {
+		ln, err := net.Listen("tcp", cfg.Admin.Addr)
+		if err != nil {
+			g.closeListeners()
+			return nil, fmt.Errorf("%s:%d: admin: %w", cfg.File, cfg.Admin.Line, err)
+		}
+		g.adminLn = ln
+		g.admin = &http.Server{Handler: g.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	g.swap(c)
+	return g, nil
+}
+
+func listenerOptions(lc config.Listener, g *Gateway) listener.Options {
+	minVersion := uint16(tls.VersionTLS12)
+	if lc.TLS.MinVersion == "1.3" {
+		minVersion = tls.VersionTLS13
+	}
+	return listener.Options{
+		Name:              lc.Name,
+		Addr:              lc.Addr,
+		CertFile:          lc.TLS.Cert,
+		KeyFile:           lc.TLS.Key,
+		MinVersion:        minVersion,
+		ReadHeaderTimeout: lc.ReadHeaderTimeout.D(),
+		IdleTimeout:       lc.IdleTimeout.D(),
+		MaxHeaderBytes:    lc.MaxHeaderBytes,
+		Logger:            g.logger,
+		OnCertLoaded: func(name string, leaf *x509.Certificate) {
+			g.metrics.CertExpiry("listener", name, leaf)
+		},
+	}
+}
+
+// build makes a chain for cfg and logs the insecure opt-ins it uses.
+func (g *Gateway) build(cfg *config.Config) (*chain, error) {
+	c, err := buildChain(cfg, g.metrics, g.logger)
+	if err != nil {
+		return nil, err
+	}
+	c.accessLog, c.accessFile, err = openAccessLog(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d: log: %w", cfg.File, cfg.Log.Line, err)
+	}
+	// Every start and every reload says it again: an unverified hop must
+	// never become something the operator forgot about.
+	for _, w := range cfg.Warnings() {
+		g.logger.Warn("insecure upstream: the backend is not authenticated", "detail", w)
+	}
+	return c, nil
+}
+
+// swap makes c the live chain on every listener and stops the old one.
+func (g *Gateway) swap(c *chain) {
+	c.start(g.logger)
+	for _, srv := range g.listeners {
+		srv.SetHandler(observe.Middleware(observe.MiddlewareOptions{
+			AccessLog: c.accessLog,
+			Metrics:   g.metrics,
+			Listener:  srv.Name(),
+		}, c.router))
+	}
+	g.metrics.SetTargetStates(c.targetStates)
+	old := g.current.Swap(c)
+	if old == nil {
+		return
+	}
+	old.stop()
+	if old.accessFile != nil && old.accessFile != c.accessFile {
+		// Requests already on the old chain may still log; give them the
+		// longest route timeout to finish before closing their file.
+		f := old.accessFile
+		time.AfterFunc(maxRouteTimeout(old.cfg)+time.Second, func() { f.Close() })
+	}
+}
+
+func maxRouteTimeout(cfg *config.Config) time.Duration {
+	var d time.Duration
+	for _, r := range cfg.Routes {
+		d = max(d, r.Timeout.D())
+	}
+	return d
+}
+
+// Reload reads the config again and, if it is valid, swaps it in; on any
+// error the running config keeps serving untouched. Listener certificates
+// are re-read from disk too (what SIGHUP does).
+func (g *Gateway) Reload() error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	err := g.reload()
+	g.metrics.ConfigReload(err)
+	if err != nil {
+		g.logger.Error("config reload failed; the previous config keeps serving", "error", err.Error())
+		return err
+	}
+	g.logger.Info("config reloaded", "file", g.current.Load().cfg.File)
+	return nil
+}
+
+func (g *Gateway) reload() error {
+	cfg, err := g.opts.Load()
+	if err != nil {
+		return err
+	}
+	if err := sameSockets(g.current.Load().cfg, cfg); err != nil {
+		return err
+	}
+	c, err := g.build(cfg)
+	if err != nil {
+		return err
+	}
+	var certErrs []error
+	for _, srv := range g.listeners {
+		err := srv.Certs().Reload()
+		g.metrics.CertReload(srv.Name(), err)
+		if err != nil {
+			certErrs = append(certErrs, fmt.Errorf("listener %q: %w", srv.Name(), err))
+		}
+	}
+	g.swap(c)
+	// The new routes are live; a certificate that failed to reload keeps
+	// its old version serving, which is reported but not fatal.
+	return errors.Join(certErrs...)
+}
+
+// sameSockets refuses a reload that changes what is listened on: moving a
+// socket means dropping connections, which is a restart's job.
+func sameSockets(old, cfg *config.Config) error {
+	if len(old.Listeners) != len(cfg.Listeners) {
+		return fmt.Errorf("%s: listeners changed (%d → %d); restart drawbridge to apply", cfg.File, len(old.Listeners), len(cfg.Listeners))
+	}
+	for i, l := range cfg.Listeners {
+		o := old.Listeners[i]
+		if l.Addr != o.Addr || l.Name != o.Name || l.TLS != o.TLS || l.ReadHeaderTimeout != o.ReadHeaderTimeout ||
+			l.IdleTimeout != o.IdleTimeout || l.MaxHeaderBytes != o.MaxHeaderBytes {
+			return fmt.Errorf("%s:%d: listener %q changed; restart drawbridge to apply (certificate files are re-read on reload)", cfg.File, l.Line, l.Name)
+		}
+	}
+	if old.Admin.Addr != cfg.Admin.Addr {
+		return fmt.Errorf("%s:%d: admin addr changed; restart drawbridge to apply", cfg.File, cfg.Admin.Line)
+	}
+	return nil
+}
+
+// Run serves until ctx is done, then drains: it stops accepting, waits up
+// to the config's shutdown_grace for in-flight requests, and returns.
+func (g *Gateway) Run(ctx context.Context) error {
+	errs := make(chan error, len(g.listeners)+1)
+	for _, srv := range g.listeners {
+		go func() { errs <- srv.Serve() }()
+		go srv.Certs().Watch(ctx, g.logger, func(leaf *x509.Certificate, err error) {
+			g.metrics.CertReload(srv.Name(), err)
+		})
+		g.logger.Info("listening", "listener", srv.Name(), "addr", srv.Addr().String())
+	}
+	if g.admin != nil {
+		go func() {
+			if err := g.admin.Serve(g.adminLn); !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("admin: %w", err)
+			}
+		}()
+		g.logger.Info("admin listening", "addr", g.adminLn.Addr().String())
+	}
+	g.ready.Store(true)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-errs:
+		runErr = err
+	}
+	g.ready.Store(false)
+	grace := g.current.Load().cfg.ShutdownGrace.D()
+	g.logger.Info("shutting down; draining in-flight requests", "grace", grace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range g.listeners {
+		wg.Go(func() {
+			if err := srv.Shutdown(sctx); err != nil {
+				g.logger.Warn("listener did not drain in time; connections closed", "listener", srv.Name(), "error", err.Error())
+			}
+		})
+	}
+	wg.Wait()
+	if g.admin != nil {
+		g.admin.Shutdown(sctx)
+	}
+	g.current.Load().stop()
+	return runErr
+}
+
+// ListenerAddrs are the bound partner addresses, in config order.
+func (g *Gateway) ListenerAddrs() []net.Addr {
+	addrs := make([]net.Addr, len(g.listeners))
+	for i, srv := range g.listeners {
+		addrs[i] = srv.Addr()
+	}
+	return addrs
+}
+
+// AdminAddr is the bound admin address, or nil when the admin is off.
+func (g *Gateway) AdminAddr() net.Addr {
+	if g.adminLn == nil {
+		return nil
+	}
+	return g.adminLn.Addr()
+}
+
+func (g *Gateway) closeListeners() {
+	for _, srv := range g.listeners {
+		srv.Shutdown(context.Background())
+	}
+	if g.adminLn != nil {
+		g.adminLn.Close()
+	}
+}
+
+// Check builds everything cfg describes without binding a socket or
+// touching the network: certificates, keys, CA files and pins are parsed.
+// It is what `drawbridge validate` runs after config.Load.
+func Check(cfg *config.Config) error {
+	c, err := buildChain(cfg, observe.NewMetrics("check"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	c.stop()
+	var errs []error
+	for _, lc := range cfg.Listeners {
+		if _, err := listener.LoadCerts(lc.TLS.Cert, lc.TLS.Key); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: listener %q: %w", cfg.File, lc.TLS.Line, lc.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/drawbridge-gw/drawbridge/internal/observe"
+	"github.com/drawbridge-gw/drawbridge/internal/upstream"
+)
+
+// balancer is the RoundTripper under ReverseProxy: it picks a target,
+// sends the request through the verified transport, reports connect
+// failures to the target (passive health), and retries on another target
+// when that is safe.
+type balancer struct {
+	pool    *upstream.Pool
+	next    http.RoundTripper
+	metrics *observe.UpstreamMetrics
+}
+
+// maxAttempts bounds retries so a large pool of dead targets cannot hold a
+// request for many dial timeouts.
+const maxAttempts = 3
+
+// RoundTrip modifies req.URL.Host: req is ReverseProxy's own outbound copy,
+// never the partner's request, and nothing else holds it.
+func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := observe.RecordFrom(req.Context())
+	var triedBuf [maxAttempts]*upstream.Target
+	tried := triedBuf[:0]
+	var lastErr error
+	for len(tried) < maxAttempts {
+		t := b.pool.Select(tried)
+		if t == nil {
+			break
+		}
+		tried = append(tried, t)
+		req.URL.Scheme, req.URL.Host = t.URL().Scheme, t.URL().Host
+		rec.Target = t.String()
+
+		t.Acquire()
+		start := time.Now()
+		resp, err := b.next.RoundTrip(req)
+		rec.UpstreamDuration = time.Since(start)
+		if err == nil {
+			t.ReportSuccess()
+			if b.metrics != nil {
+				b.metrics.ObserveDuration(rec.UpstreamDuration)
+			}
+			if resp.TLS != nil {
+				rec.UpstreamTLS = resp.TLS.Version
+			}
+			resp.Body = &releaseOnClose{ReadCloser: resp.Body, target: t}
+			return resp, nil
+		}
+		t.Release()
+		lastErr = err
+		if !isConnectFailure(err) {
+			return nil, err
+		}
+		t.ReportFailure()
+		if b.metrics != nil {
+			b.metrics.Error(connectReason(err))
+		}
+		if !retryable(req) || req.Context().Err() != nil {
+			return nil, err
+		}
+	}
+	if lastErr == nil {
+		return nil, errNoTarget
+	}
+	return nil, lastErr
+}
+
+// retryable reports whether req may be sent again after a connect failure.
+// Only idempotent methods are (RFC 9110, section 9.2.2), and only because a
+// connect failure means no byte of the request reached a backend.
+func retryable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	}
+	return false
+}
+
+// releaseOnClose ends the target's in-flight count when ReverseProxy has
+// copied the whole response, so least_requests sees streaming responses
+// as busy for as long as they stream.
+type releaseOnClose struct {
+	io.ReadCloser
+	target *upstream.Target
+	once   sync.Once
+}
+
+func (r *releaseOnClose) Close() error {
+	r.once.Do(r.target.Release)
+	return r.ReadCloser.Close()
+}

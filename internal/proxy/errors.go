@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+
+	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
+	"github.com/drawbridge-gw/drawbridge/internal/transport"
+)
+
+// failure is how one upstream error is answered, logged and counted. All
+// the mapping from errors to statuses lives in classify.
+type failure struct {
+	typ    gwresponse.Type // "" = the partner is gone, answer nothing
+	reason string          // short, for the access log
+	metric string          // drawbridge_upstream_errors_total reason; "" = not an upstream error
+	log    bool            // worth a warning line of its own
+}
+
+func classify(ctx context.Context, err error) failure {
+	var maxBytes *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxBytes):
+		return failure{typ: gwresponse.RequestTooLarge, reason: "request body too large"}
+	case errors.Is(err, errNoTarget):
+		return failure{typ: gwresponse.ServiceUnavailable, reason: "no available target", metric: "no_target", log: true}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return failure{typ: gwresponse.IntegrationTimeout, reason: "route timeout", metric: "timeout", log: true}
+	case errors.Is(ctx.Err(), context.Canceled):
+		return failure{reason: "client closed request", metric: ""}
+	}
+	if ve, ok := transport.AsVerifyError(err); ok {
+		return failure{typ: gwresponse.BadGateway, reason: "upstream tls: " + string(ve.Reason), metric: "tls", log: true}
+	}
+	if isConnectFailure(err) {
+		return failure{typ: gwresponse.BadGateway, reason: "upstream " + connectReason(err), metric: "", log: true}
+	}
+	return failure{typ: gwresponse.BadGateway, reason: "upstream exchange failed", metric: "exchange", log: true}
+}
+
+// isConnectFailure reports whether err happened before any byte of the
+// request was sent: dialing, or the TLS handshake (including a refused
+// certificate). Such a request can go to another target.
+func isConnectFailure(err error) bool {
+	if _, ok := transport.AsVerifyError(err); ok {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return true
+	}
+	var recordErr tls.RecordHeaderError
+	if errors.As(err, &recordErr) {
+		return true // the target does not speak TLS
+	}
+	var alert tls.AlertError
+	return errors.As(err, &alert)
+}
+
+// connectReason names a connect failure for metrics and logs.
+func connectReason(err error) string {
+	if _, ok := transport.AsVerifyError(err); ok {
+		return "tls"
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return "connect"
+	}
+	return "handshake"
+}

@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+
+	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
+	"github.com/drawbridge-gw/drawbridge/internal/observe"
+	"github.com/drawbridge-gw/drawbridge/internal/router"
+	"github.com/drawbridge-gw/drawbridge/internal/upstream"
+)
+
+// Options configures one route's proxy stage.
+type Options struct {
+	// Route names the route in logs.
+	Route string
+	// Pool is where requests go. Required.
+	Pool *upstream.Pool
+	// Transport makes the verified connections to Pool's targets. Required.
+	Transport http.RoundTripper
+	// Metrics records upstream latency and errors. If nil, none are kept.
+	Metrics *observe.UpstreamMetrics
+	// HostHeader is the Host sent to the backend. If empty, the target's
+	// host:port is sent. Set it to the upstream's server_name so an IP
+	// target still gets the virtual host the on-prem load balancer expects.
+	HostHeader string
+	// UpstreamPath rewrites the path from the route's parameters. If nil,
+	// the partner's path is sent unchanged. The query string always is.
+	UpstreamPath *router.Template
+	// Timeout bounds the whole backend exchange, headers and body. It
+	// defaults to 29 s, API Gateway's integration timeout.
+	Timeout time.Duration
+	// MaxBodyBytes caps the request body; more gets 413. It defaults to
+	// 10 MiB, API Gateway's payload limit.
+	MaxBodyBytes int64
+	// Logger receives upstream failures with their reason. If nil,
+	// slog.Default() is used.
+	Logger *slog.Logger
+}
+
+// Defaults follow API Gateway's limits.
+const (
+	DefaultTimeout      = 29 * time.Second
+	DefaultMaxBodyBytes = 10 << 20
+)
+
+// Handler is one route's proxy stage.
+type Handler struct {
+	opts    Options
+	reverse *httputil.ReverseProxy
+	logger  *slog.Logger
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New builds the proxy stage for one route.
+func New(o Options) (*Handler, error) {
+	if o.Pool == nil {
+		return nil, fmt.Errorf("route %q: no upstream pool", o.Route)
+	}
+	if o.Transport == nil {
+		return nil, fmt.Errorf("route %q: upstream %q: no transport", o.Route, o.Pool.Name())
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	h := &Handler{opts: o, logger: o.Logger}
+	if h.logger == nil {
+		h.logger = slog.Default()
+	}
+	h.reverse = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      &balancer{pool: o.Pool, next: o.Transport, metrics: o.Metrics},
+		BufferPool:     bufferPool{},
+		ErrorHandler:   h.handleError,
+		ModifyResponse: remapGatewayHeaders,
+		// A negative FlushInterval would flush after every write; ReverseProxy
+		// already flushes at once for streaming responses (no Content-Length
+		// or text/event-stream), which is what partners need, so keep 0.
+		FlushInterval: 0,
+		ErrorLog:      slog.NewLogLogger(h.logger.Handler(), slog.LevelDebug),
+	}
+	return h, nil
+}
+
+// ServeHTTP forwards r to a target of the upstream.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := observe.RecordFrom(r.Context())
+	rec.Upstream = h.opts.Pool.Name()
+
+	if r.ContentLength > h.opts.MaxBodyBytes {
+		rec.Error = "request body too large"
+		gwresponse.Write(w, gwresponse.RequestTooLarge)
+		return
+	}
+	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+		// Unknown length (chunked): enforce the cap while streaming.
+		r.Body = http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	h.reverse.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	out := pr.Out
+	// The balancer fills in the target's scheme and host:port. Targets
+	// carry no path, so the partner's path (or the rewritten one) is the
+	// whole path.
+	if h.opts.UpstreamPath != nil {
+		out.URL.Path, out.URL.RawPath = h.opts.UpstreamPath.Expand(pr.In)
+	}
+	out.Host = h.opts.HostHeader
+
+	// ReverseProxy removed the partner's X-Forwarded-* before Rewrite.
+	// API Gateway appends the caller to an X-Forwarded-For it received, so
+	// keep the chain and let SetXForwarded append the client address.
+	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
+		out.Header["X-Forwarded-For"] = prior
+	}
+	pr.SetXForwarded()
+	if addr, ok := pr.In.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if _, port, err := net.SplitHostPort(addr.String()); err == nil {
+			out.Header["X-Forwarded-Port"] = []string{port}
+		}
+	}
+}
+
+// remapGatewayHeaders renames a backend's x-amzn-RequestId as API Gateway
+// does, so the partner sees the gateway's request ID and can still find
+// the backend's.
+func remapGatewayHeaders(resp *http.Response) error {
+	if v, ok := resp.Header["X-Amzn-Requestid"]; ok {
+		delete(resp.Header, "X-Amzn-Requestid")
+		resp.Header["X-Amzn-Remapped-X-Amzn-Requestid"] = v
+	}
+	return nil
+}
+
+// handleError maps a failed exchange to the partner's answer, once, and
+// logs the real reason, which the partner never sees.
+func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	rec := observe.RecordFrom(r.Context())
+	fail := classify(r.Context(), err)
+	rec.Error = fail.reason
+	if fail.metric != "" && h.opts.Metrics != nil {
+		h.opts.Metrics.Error(fail.metric)
+	}
+	if fail.typ == "" {
+		// The partner went away; there is no one to answer.
+		return
+	}
+	if fail.log {
+		h.logger.Warn("upstream request failed",
+			"request_id", rec.RequestID,
+			"route", h.opts.Route,
+			"upstream", h.opts.Pool.Name(),
+			"target", rec.Target,
+			"reason", fail.reason,
+			"error", err.Error())
+	}
+	gwresponse.Write(w, fail.typ)
+}
+
+// bufferPool lends ReverseProxy its 32 KiB copy buffers so that each
+// request does not allocate one.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+var errNoTarget = errors.New("no available target: every target is down or ejected")

@@ -1,0 +1,88 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// New returns an HTTP transport for one upstream, with the settings of
+// [http.DefaultTransport] except:
+//   - every connection is TLS, verified as [NewTLSConfig] describes, against
+//     o.ServerName or else the host of the URL being dialed;
+//   - HTTP/2 is used when the backend selects it via ALPN, else HTTP/1.1;
+//   - no proxy from the environment: backends are dialed directly;
+//   - o.DialTimeout bounds TCP connect plus TLS handshake; there is no
+//     response header timeout, as the proxy applies per-route timeouts
+//     through the request context;
+//   - plain http:// requests fail: no hop to a backend is plaintext.
+func New(o Options) (*http.Transport, error) {
+	base, v, err := newTLSConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	base.NextProtos = nextProtos
+
+	dial := o.DialContext
+	if dial == nil {
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		dial = d.DialContext
+	}
+	timeout := o.dialTimeout()
+
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.ForceAttemptHTTP2 = true
+	tr.IdleConnTimeout = DefaultIdleConnTimeout
+	tr.TLSHandshakeTimeout = timeout
+	tr.ResponseHeaderTimeout = 0
+	tr.MaxIdleConnsPerHost = o.maxIdleConnsPerHost()
+	if tr.MaxIdleConns < tr.MaxIdleConnsPerHost {
+		tr.MaxIdleConns = tr.MaxIdleConnsPerHost
+	}
+	tr.MaxConnsPerHost = o.MaxConnsPerHost
+	// TLSClientConfig is informational only (and lets net/http set up
+	// HTTP/2): DialTLSContext below makes every https connection.
+	tr.TLSClientConfig = base.Clone()
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nil, fmt.Errorf("upstream %q: plaintext connection to %s refused: use https", o.Upstream, addr)
+	}
+	// net/http only tells the TLS config which host it dials by setting
+	// ServerName on a per-connection clone, and crypto/tls hides that name
+	// from VerifyConnection for IP targets (no SNI is sent for IPs). So the
+	// TLS dial is done here, where the dialed host is known.
+	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: dialing %s: %w", o.Upstream, addr, err)
+		}
+		name := o.ServerName
+		if name == "" {
+			name = host
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", o.Upstream, err)
+		}
+		cfg := base.Clone()
+		cfg.ServerName = name
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return v.verify(cs, name)
+		}
+		conn := tls.Client(raw, cfg)
+		if err := conn.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			if _, ok := AsVerifyError(err); ok {
+				return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
+			}
+			return nil, fmt.Errorf("upstream %q: tls handshake with %s: %w", o.Upstream, addr, err)
+		}
+		return conn, nil
+	}
+	return tr, nil
+}

@@ -1,0 +1,290 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+const testName = "backend.test."
+
+// dnsServer is a tiny authoritative DNS server on loopback UDP that answers
+// A queries for testName from a list the test can change, NXDOMAIN for other
+// names, and SERVFAIL for everything while failing is set.
+type dnsServer struct {
+	conn    net.PacketConn
+	queries atomic.Int64
+
+	mu      sync.Mutex
+	answers []netip.Addr
+	failing bool
+}
+
+func startDNS(t *testing.T) *dnsServer {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listening for DNS: %v", err)
+	}
+	s := &dnsServer{conn: conn}
+	t.Cleanup(func() { conn.Close() })
+	go s.serve()
+	return s
+}
+
+func (s *dnsServer) addr() string { return s.conn.LocalAddr().String() }
+
+func (s *dnsServer) set(failing bool, ips ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failing = failing
+	s.answers = s.answers[:0]
+	for _, ip := range ips {
+		s.answers = append(s.answers, netip.MustParseAddr(ip))
+	}
+}
+
+func (s *dnsServer) serve() {
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := s.conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if resp, err := s.answer(buf[:n]); err == nil {
+			s.conn.WriteTo(resp, from)
+		}
+	}
+}
+
+func (s *dnsServer) answer(query []byte) ([]byte, error) {
+	var p dnsmessage.Parser
+	h, err := p.Start(query)
+	if err != nil {
+		return nil, err
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil, err
+	}
+	s.queries.Add(1)
+	s.mu.Lock()
+	failing, answers := s.failing, slices.Clone(s.answers)
+	s.mu.Unlock()
+
+	rcode := dnsmessage.RCodeSuccess
+	switch {
+	case failing:
+		rcode = dnsmessage.RCodeServerFailure
+	case !strings.EqualFold(q.Name.String(), testName):
+		rcode = dnsmessage.RCodeNameError
+	}
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{
+		ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired,
+		RecursionAvailable: true, RCode: rcode,
+	})
+	if err := b.StartQuestions(); err != nil {
+		return nil, err
+	}
+	if err := b.Question(q); err != nil {
+		return nil, err
+	}
+	if err := b.StartAnswers(); err != nil {
+		return nil, err
+	}
+	if rcode == dnsmessage.RCodeSuccess && q.Type == dnsmessage.TypeA {
+		for _, ip := range answers {
+			rh := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 1}
+			if err := b.AResource(rh, dnsmessage.AResource{A: ip.As4()}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return b.Finish()
+}
+
+// syncBuffer is a log sink safe for the refresh goroutine and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestDNSRefresh(t *testing.T) {
+	dns := startDNS(t)
+	dns.set(false, "127.0.0.1")
+	ln1 := serveID(t, "127.0.0.1:0", "one")
+	_, port, _ := net.SplitHostPort(ln1.Addr().String())
+	serveID(t, "127.0.0.2:"+port, "two")
+	addr := "backend.test:" + port
+
+	var logs syncBuffer
+	changed := make(chan *Target, 16)
+	p, err := NewPool(PoolOptions{
+		Name:       "test",
+		Targets:    []string{"https://" + addr},
+		Resolver:   dns.addr(),
+		DNSRefresh: 50 * time.Millisecond,
+		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
+		OnAddrChange: func(t *Target) {
+			select {
+			case changed <- t:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("NewPool: %v", err)
+	}
+	tg := p.Targets()[0]
+
+	// Before Start nothing is resolved; the first dial resolves on demand.
+	if got := tg.Addrs(); got != nil {
+		t.Fatalf("Addrs() before any lookup: got %q, want nil", got)
+	}
+	if got, err := dialID(p, addr); err != nil || got != "one" {
+		t.Fatalf("DialContext(%q) before Start: got (%q, %v), want (%q, nil)", addr, got, err, "one")
+	}
+	if got, want := tg.Addrs(), []string{"127.0.0.1:" + port}; !slices.Equal(got, want) {
+		t.Fatalf("Addrs() after on-demand lookup: got %q, want %q", got, want)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.Start(ctx)
+
+	// Selection and address reads race with the refresh goroutine (-race).
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if p.Select(nil) == nil {
+					t.Error("Select(nil): got nil, want the target")
+					return
+				}
+				tg.Addrs()
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+
+	dns.set(false, "127.0.0.2")
+	waitFor(t, "dials to reach 127.0.0.2", func() bool {
+		got, _ := dialID(p, addr)
+		return got == "two"
+	})
+	select {
+	case got := <-changed:
+		if got != tg {
+			t.Errorf("OnAddrChange: got target %v, want %v", got, tg)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("OnAddrChange was not called after the address changed")
+	}
+	if !strings.Contains(logs.String(), "target addresses changed") {
+		t.Errorf("log after address change: got %q, want a line containing %q", logs.String(), "target addresses changed")
+	}
+
+	// Failed lookups keep the previous addresses and warn once per streak.
+	dns.set(true)
+	q := dns.queries.Load()
+	waitFor(t, "several failed lookups", func() bool { return dns.queries.Load() >= q+6 })
+	if got, want := tg.Addrs(), []string{"127.0.0.2:" + port}; !slices.Equal(got, want) {
+		t.Errorf("Addrs() while DNS fails: got %q, want %q", got, want)
+	}
+	if got, err := dialID(p, addr); err != nil || got != "two" {
+		t.Errorf("DialContext(%q) while DNS fails: got (%q, %v), want (%q, nil)", addr, got, err, "two")
+	}
+	if got := strings.Count(logs.String(), "DNS lookup failed"); got != 1 {
+		t.Errorf("warnings for one failure streak: got %d, want 1; log:\n%s", got, logs.String())
+	}
+
+	// With two addresses, a dead first one falls through to the second.
+	dns.set(false, "127.0.0.1", "127.0.0.2")
+	want := []string{"127.0.0.1:" + port, "127.0.0.2:" + port}
+	waitFor(t, "both addresses", func() bool { return slices.Equal(tg.Addrs(), want) })
+	// The log line follows the address update; wait rather than race it.
+	waitFor(t, "the recovery log line", func() bool { return strings.Contains(logs.String(), "DNS lookup succeeded again") })
+	ln1.Close()
+	if got, err := dialID(p, addr); err != nil || got != "two" {
+		t.Errorf("DialContext(%q) with first address dead: got (%q, %v), want (%q, nil)", addr, got, err, "two")
+	}
+}
+
+func TestDNSRefreshStops(t *testing.T) {
+	dns := startDNS(t)
+	dns.set(false, "127.0.0.1")
+	p, err := NewPool(PoolOptions{
+		Name:       "test",
+		Targets:    []string{"https://backend.test:1"},
+		Resolver:   dns.addr(),
+		DNSRefresh: 20 * time.Millisecond,
+		Logger:     slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("NewPool: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.Start(ctx)
+	p.Start(ctx) // a second call must not start a second loop
+	waitFor(t, "the first refresh", func() bool { return dns.queries.Load() >= 4 })
+	cancel()
+	time.Sleep(100 * time.Millisecond) // let a lookup in flight at cancel finish
+	before := dns.queries.Load()
+	time.Sleep(200 * time.Millisecond) // ten refresh periods
+	if after := dns.queries.Load(); after != before {
+		t.Errorf("DNS queries after cancel: got %d more, want 0", after-before)
+	}
+}
+
+func TestDialContextLookupFails(t *testing.T) {
+	dns := startDNS(t)
+	dns.set(true)
+	p, err := NewPool(PoolOptions{
+		Name:     "test",
+		Targets:  []string{"https://backend.test:1"},
+		Resolver: dns.addr(),
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("NewPool: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := p.DialContext(ctx, "tcp", "backend.test:1")
+	if err == nil {
+		c.Close()
+		t.Fatalf("DialContext with failing DNS: got a connection, want an error")
+	}
+	if !strings.Contains(err.Error(), `resolving "backend.test"`) {
+		t.Errorf("DialContext with failing DNS: got error %q, want it to mention resolving", err)
+	}
+}

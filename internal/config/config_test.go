@@ -382,9 +382,11 @@ func TestProblems(t *testing.T) {
 		// File-level.
 		{"empty file", "", `drawbridge.yaml:1: no listeners defined; add one under "listeners:", e.g. - {addr: 0.0.0.0:8443, tls: {cert: server.crt, key: server.key}}`},
 		{"top level is a list", "- a\n- b\n", `drawbridge.yaml:1: the file must be a mapping of settings (listeners:, upstreams:, routes:, ...), got a list`},
-		{"yaml syntax", good + "routes: [\n", "drawbridge.yaml:12: YAML syntax: did not find expected node content"},
-		{"two documents", good + "---\nlisteners: []\n", `drawbridge.yaml:12: a second YAML document starts here; put the whole configuration in one document (remove the "---" line)`},
-		{"unknown top-level key", good + "listeners: []\n", `drawbridge.yaml:11: unknown top-level key "listeners"; did you mean "listeners"?`},
+		{"yaml syntax", good + "routes: [\n", "drawbridge.yaml:11: YAML syntax: did not find expected node content"},
+		{"two documents", good + "---\nlisteners: []\n", `drawbridge.yaml:11: a second YAML document starts here; put the whole configuration in one document (remove the "---" line)`},
+		{"unknown top-level key", good + "listener: []\n", `drawbridge.yaml:11: unknown top-level key "listener"; did you mean "listeners"?`},
+		{"unknown top-level key, no near match", good + "frontends: []\n", `drawbridge.yaml:11: unknown top-level key "frontends"; valid keys here: listeners, admin, upstreams, routes, store, plans, log, shutdown_grace`},
+		{"repeated top-level key", good + "listeners: []\n", `drawbridge.yaml:11: key "listeners" is repeated; it is already set at line 1`},
 		{"unknown key", replace("    upstream: onprem", "    upstream: onprem\n    api_key: x"), `drawbridge.yaml:11: route "ANY /orders/{id}": unknown key "api_key"; valid keys here: name, host, path, methods, upstream, upstream_path, timeout, api_key_required`},
 		{"key one level too high", replace("    tls: {cert: public.crt, key: public.key}", "    cert: public.crt"), `drawbridge.yaml:3: listener "127.0.0.1:8443": unknown key "cert"; did you mean "cert" under "tls" (tls: {cert: ...})?`},
 		{"repeated key", replace("  - path: /orders/{id}", "  - path: /orders/{id}\n    path: /x"), `drawbridge.yaml:10: route "ANY /orders/{id}": key "path" is repeated; it is already set at line 9`},
@@ -418,7 +420,7 @@ func TestProblems(t *testing.T) {
 		{"target without scheme", replace("https://10.0.0.5", "10.0.0.5:443"), `drawbridge.yaml:6: upstream "onprem": target "10.0.0.5:443" is not a URL; write it as "https://10.0.0.5:443"`},
 		{"target other scheme", replace("https://10.0.0.5", "ftp://10.0.0.5"), `drawbridge.yaml:6: upstream "onprem": target "ftp://10.0.0.5": scheme must be https://, got "ftp://"`},
 		{"target with path", replace("https://10.0.0.5", "https://10.0.0.5/api"), `drawbridge.yaml:6: upstream "onprem": target "https://10.0.0.5/api": a path is not allowed; targets are scheme://host:port, and a route's upstream_path rewrites paths`},
-		{"target with query", replace("https://10.0.0.5", "https://10.0.0.5?a=b"), `drawbridge.yaml:6: upstream "onprem": target "https://10.0.0.5?a=b": a query string is not allowed; targets are scheme://host:port`},
+		{"target with query", replace("https://10.0.0.5", "'https://10.0.0.5?a=b'"), `drawbridge.yaml:6: upstream "onprem": target "https://10.0.0.5?a=b": a query string is not allowed; targets are scheme://host:port`},
 		{"target with userinfo", replace("https://10.0.0.5", "https://u:p@10.0.0.5"), `drawbridge.yaml:6: upstream "onprem": target "https://u:p@10.0.0.5": user:password@ is not allowed; credentials in URLs end up in logs`},
 		{"target without host", replace("https://10.0.0.5", "https://:443"), `drawbridge.yaml:6: upstream "onprem": target "https://:443" has no host`},
 		{"target bad port", replace("https://10.0.0.5", "https://10.0.0.5:70000"), `drawbridge.yaml:6: upstream "onprem": target "https://10.0.0.5:70000": port must be a number from 1 to 65535`},
@@ -484,7 +486,9 @@ func TestProblems(t *testing.T) {
 		{"quota offset", good + "plans:\n  gold:\n    quota: {limit: 10, period: WEEK, offset: 7}\n", `drawbridge.yaml:13: plan "gold": quota.offset 7 is out of range for period WEEK`},
 		{"log level", good + "log:\n  level: verbose\n", `drawbridge.yaml:12: log: level must be debug, info, warn or error, got "verbose"`},
 		{"shutdown grace negative", good + "shutdown_grace: -5s\n", `drawbridge.yaml:11: shutdown_grace must not be negative, got -5s; 0 closes connections at once`},
-		{"too many aliases", good + "plans:\n  a: &a {throttle: {rate: 1}}\n  b: *a\n  c: {<<: *a, quota: {limit: 1, period: DAY}}\n  d: {<<: [*a, *a], x: 1}\n", `drawbridge.yaml:15: plan "d": unknown key "x"; valid keys here: throttle, quota`},
+		{"merge overrides without repeating", good + "plans:\n  a: &a {throttle: {rate: 1}}\n  b: {<<: *a, throttle: {rate: 0}}\n", `drawbridge.yaml:13: plan "b": throttle.rate must be a number of requests per second greater than 0, got 0`},
+		{"merge into itself", good + "plans:\n  a: &a {throttle: {rate: 1}, <<: *a}\n", `drawbridge.yaml:12: plan "a": << merges a mapping into itself`},
+		{"merge keys and aliases", good + "plans:\n  a: &a {throttle: {rate: 1}}\n  b: *a\n  c: {<<: *a, quota: {limit: 1, period: DAY}}\n  d: {<<: [*a, *a], x: 1}\n", `drawbridge.yaml:15: plan "d": unknown key "x"; valid keys here: throttle, quota`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -497,4 +501,237 @@ func TestProblems(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestManyProblems(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, `listeners:
+  - addr: 127.0.0.1:8443
+    tls: {cert: public.crt, key: missing.key, min_version: "1.1"}
+upstreams:
+  onprem:
+    targets: [http://10.0.0.5, https://b.internal]
+    dial_timeout: 3 parsecs
+routes:
+  - path: /orders/{id}
+    methods: [GET]
+    upstream: nope
+    api_key_required: true
+  - path: /orders/{x}
+    upstream: onprem
+log: {level: loud}
+`)
+	got := problems(t, path, noEnv)
+	want := []string{
+		`drawbridge.yaml:3: listener "127.0.0.1:8443": tls.key: cannot read "missing.key" (missing.key): no such file or directory`,
+		`drawbridge.yaml:3: listener "127.0.0.1:8443": tls.min_version must be "1.2" or "1.3", got "1.1"`,
+		`drawbridge.yaml:5: upstream "onprem": no way to verify the backend's certificate: set tls.ca to the PEM file of its CA (or of the self-signed certificate itself), or tls.pins to its public-key pin (run "drawbridge pin https://b.internal:443" to get one), or tls.system_roots: true if its certificate is publicly trusted`,
+		`drawbridge.yaml:6: upstream "onprem": target "http://10.0.0.5": plaintext http:// is refused; use https:// or set allow_insecure: true (insecure)`,
+		`drawbridge.yaml:7: bad duration "3 parsecs": want a number with a unit, such as "30s", "500ms" or "1m30s" (upstream "onprem": dial_timeout)`,
+		`drawbridge.yaml:11: route "GET /orders/{id}": upstream "nope" is not defined (defined: onprem)`,
+		`drawbridge.yaml:12: route "GET /orders/{id}": api_key_required is not implemented in this version of drawbridge; remove it or wait for API keys support`,
+		`drawbridge.yaml:13: route "ANY /orders/{x}": duplicates route "GET /orders/{id}" at line 9 (same host, path shape and method); only one of them could ever match`,
+		`drawbridge.yaml:15: log: level must be debug, info, warn or error, got "loud"`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("load(config with many problems):\ngot  %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "nope.yaml")
+	_, err := Load(path)
+	want := path + ": reading config file: no such file or directory"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Load(%q): got %v, want %q", path, err, want)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("errors.Is(Load(%q), fs.ErrNotExist): got false, want true", path)
+	}
+	var cerr *Error
+	if !errors.As(err, &cerr) || len(cerr.Problems) != 1 || cerr.Problems[0].Line != 0 {
+		t.Errorf("Load(%q): got %#v, want one *Error problem at line 0", path, err)
+	}
+
+	_, err = Load(t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "is a directory, not a YAML file") {
+		t.Errorf("Load(folder): got %v, want an error saying it is a directory", err)
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	t.Parallel()
+	err := &Error{Problems: []Problem{
+		{File: "drawbridge.yaml", Line: 0, Msg: "reading config file: permission denied"},
+		{File: "drawbridge.yaml", Line: 14, Msg: `route "GET /orders/{id}": upstream "nope" is not defined`},
+	}}
+	want := "drawbridge.yaml: reading config file: permission denied\n" +
+		`drawbridge.yaml:14: route "GET /orders/{id}": upstream "nope" is not defined`
+	if got := err.Error(); got != want {
+		t.Errorf("Error(): got %q, want %q", got, want)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, `listeners:
+  - addr: 127.0.0.1:8443
+    tls: {cert: public.crt, key: public.key}
+upstreams:
+  legacy:
+    targets: [https://10.0.0.6, http://10.0.0.5:8080]
+    tls: {ca: ca.pem}
+    allow_insecure: true
+  lab:
+    targets: [https://10.0.0.7]
+    allow_insecure: true
+    tls:
+      insecure_skip_verify: true
+  unused:
+    targets: [https://10.0.0.8]
+    tls: {system_roots: true}
+    allow_insecure: true
+routes:
+  - {path: /legacy, upstream: legacy}
+  - {path: /lab, upstream: lab}
+`)
+	cfg, err := load(path, noEnv)
+	if err != nil {
+		t.Fatalf("load(insecure config): %v", err)
+	}
+	got := cfg.Warnings()
+	want := []string{
+		path + `:13: upstream "lab": tls.insecure_skip_verify is true; the backend's certificate is not verified, so anyone on the path can impersonate it`,
+		path + `:6: upstream "legacy": target "http://10.0.0.5:8080" is plaintext http:// (allow_insecure: true); requests and responses to it can be read and changed on the way`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Warnings():\ngot  %q\nwant %q", got, want)
+	}
+
+	// A Config built by hand has no lines but still warns.
+	hand := &Config{File: "x.yaml", Upstreams: map[string]*Upstream{"u": {Line: 3, Targets: []string{"http://h:80"}, AllowInsecure: true}}}
+	if got := hand.Warnings(); len(got) != 1 || !strings.HasPrefix(got[0], `x.yaml:3: upstream "u"`) {
+		t.Errorf("Warnings() of a hand-built Config: got %q, want one warning at x.yaml:3", got)
+	}
+}
+
+func TestDurationYAML(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc    string
+		in      string
+		want    time.Duration
+		wantErr string
+	}{
+		{desc: "seconds", in: "d: 29s", want: 29 * time.Second},
+		{desc: "compound", in: "d: 1m30s", want: 90 * time.Second},
+		{desc: "milliseconds", in: "d: 500ms", want: 500 * time.Millisecond},
+		{desc: "bare zero", in: "d: 0", want: 0},
+		{desc: "no unit", in: "d: 30", wantErr: `line 1: bad duration "30"`},
+		{desc: "nonsense", in: "d: 3 parsecs", wantErr: `line 1: bad duration "3 parsecs"`},
+		{desc: "list", in: "d: [1s]", wantErr: `line 1: bad duration: want a value such as "30s", got a list`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			var v struct{ D Duration }
+			err := yaml.Unmarshal([]byte(tc.in), &v)
+			switch {
+			case tc.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("yaml.Unmarshal(%q): got error %v, want one containing %q", tc.in, err, tc.wantErr)
+				}
+			case err != nil:
+				t.Errorf("yaml.Unmarshal(%q): %v", tc.in, err)
+			case v.D.D() != tc.want:
+				t.Errorf("yaml.Unmarshal(%q): got %v, want %v", tc.in, v.D, tc.want)
+			}
+		})
+	}
+	out, err := yaml.Marshal(struct{ D Duration }{Duration(90 * time.Second)})
+	if err != nil || string(out) != "d: 1m30s\n" {
+		t.Errorf("yaml.Marshal(90s): got %q, %v; want %q", out, err, "d: 1m30s\n")
+	}
+}
+
+// TestGolden loads each testdata/*.yaml beside the dummy files and compares
+// the problems and warnings with testdata/*.golden; -update rewrites them.
+func TestGolden(t *testing.T) {
+	t.Parallel()
+	inputs, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("filepath.Glob(testdata/*.yaml): got %d files, %v; want some", len(inputs), err)
+	}
+	for _, in := range inputs {
+		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			text, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := writeConfig(t, string(text))
+			dir := filepath.Dir(path)
+			env := envOf(map[string]string{"BACKEND_HOST": "backend.internal"})
+			var got strings.Builder
+			cfg, err := load(path, env)
+			if err != nil {
+				got.WriteString(err.Error() + "\n")
+			} else {
+				got.WriteString("ok\n")
+				for _, w := range cfg.Warnings() {
+					got.WriteString("warning: " + w + "\n")
+				}
+				dump, err := yaml.Marshal(cfg)
+				if err != nil {
+					t.Fatalf("yaml.Marshal(config): %v", err)
+				}
+				got.WriteString("---\n")
+				got.Write(dump)
+			}
+			// Name the file as the golden reader knows it, not by its temp folder.
+			out := strings.ReplaceAll(got.String(), path, name+".yaml")
+			out = strings.ReplaceAll(out, dir, "CONFIGDIR")
+
+			golden := filepath.Join("testdata", name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("reading %s (run go test ./internal/config -update to create it): %v", golden, err)
+			}
+			if out != string(want) {
+				t.Errorf("load(%s):\ngot:\n%s\nwant:\n%s", in, out, want)
+			}
+		})
+	}
+}
+
+// FuzzLoad checks that no input makes Load panic or fail without problems.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte(fullConfig))
+	f.Add([]byte("a: &a [*a]\nb: &b {<<: *b}\n"))
+	f.Add([]byte("listeners: [{addr: '${X}', tls: {cert: $${y}}}]\nplans: {p: {quota: {period: week, offset: -1}}}\n"))
+	for _, name := range []string{"many_errors", "types", "env", "syntax"} {
+		if b, err := os.ReadFile(filepath.Join("testdata", name+".yaml")); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := loadData("fuzz.yaml", data, envOf(map[string]string{"X": "1"}))
+		if err == nil {
+			_ = cfg.Warnings()
+			return
+		}
+		var cerr *Error
+		if !errors.As(err, &cerr) || len(cerr.Problems) == 0 {
+			t.Fatalf("loadData(%q): got %#v, want *Error with problems", data, err)
+		}
+	})
 }

@@ -233,8 +233,17 @@ type pair struct{ k, v *yaml.Node }
 // in, reporting repeated and non-scalar keys. Explicit keys win over merged
 // ones, and earlier merge sources over later ones, as YAML specifies.
 func (d *decoder) pairs(n *yaml.Node, w where) []pair {
+	return d.collectPairs(n, w, false, map[string]int{}, map[*yaml.Node]bool{})
+}
+
+// collectPairs is pairs with the keys seen so far and the mappings being
+// merged, which stops an anchor that merges itself. In a merged mapping a
+// key already seen is overridden, not repeated; its own mistakes are
+// reported where it is defined.
+func (d *decoder) collectPairs(n *yaml.Node, w where, merged bool, seen map[string]int, merging map[*yaml.Node]bool) []pair {
+	merging[n] = true
+	defer delete(merging, n)
 	var out []pair
-	seen := map[string]int{}
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -243,11 +252,15 @@ func (d *decoder) pairs(n *yaml.Node, w where) []pair {
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.r.add(k.Line, "%skeys must be plain names, got %s", w.prefix(), describe(k))
+			if !merged {
+				d.r.add(k.Line, "%skeys must be plain names, got %s", w.prefix(), describe(k))
+			}
 			continue
 		}
 		if first, ok := seen[k.Value]; ok {
-			d.r.add(k.Line, "%skey %q is repeated; it is already set at line %d", w.prefix(), k.Value, first)
+			if !merged {
+				d.r.add(k.Line, "%skey %q is repeated; it is already set at line %d", w.prefix(), k.Value, first)
+			}
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -256,7 +269,7 @@ func (d *decoder) pairs(n *yaml.Node, w where) []pair {
 	var sources []*yaml.Node
 	for _, m := range merges {
 		m = deref(m)
-		if m.Kind == yaml.SequenceNode {
+		if m != nil && m.Kind == yaml.SequenceNode {
 			sources = append(sources, m.Content...)
 		} else {
 			sources = append(sources, m)
@@ -264,20 +277,18 @@ func (d *decoder) pairs(n *yaml.Node, w where) []pair {
 	}
 	for _, src := range sources {
 		src = deref(src)
-		if src.Kind != yaml.MappingNode {
+		if src == nil || src.Kind != yaml.MappingNode {
 			d.r.add(src.Line, "%s<< must merge a mapping (such as *anchor), got %s", w.prefix(), describe(src))
+			continue
+		}
+		if merging[src] {
+			d.r.add(src.Line, "%s<< merges a mapping into itself", w.prefix())
 			continue
 		}
 		if d.nodes++; d.nodes > maxDecodeNodes {
 			return out
 		}
-		for _, p := range d.pairs(src, w) {
-			if _, ok := seen[p.k.Value]; ok {
-				continue
-			}
-			seen[p.k.Value] = p.k.Line
-			out = append(out, p)
-		}
+		out = append(out, d.collectPairs(src, w, true, seen, merging)...)
 	}
 	return out
 }
@@ -319,19 +330,8 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, w where, line int)
 		}
 		fv := v.Field(i)
 		d.lines[fv.Addr().Interface()] = p.k.Line
-		d.decode(p.v, fv, d.fieldWhere(w, key, t.Field(i).Type), p.k.Line)
+		d.decode(p.v, fv, w.field(key), p.k.Line)
 	}
-}
-
-// fieldWhere names the values of a field: list items and map entries that
-// are named objects get their own name, everything else extends the path.
-func (d *decoder) fieldWhere(w where, key string, t reflect.Type) where {
-	switch t {
-	case reflect.TypeFor[[]Listener](), reflect.TypeFor[[]*Route](),
-		reflect.TypeFor[map[string]*Upstream](), reflect.TypeFor[map[string]*Plan]():
-		return where{}
-	}
-	return w.field(key)
 }
 
 func (d *decoder) unknownKey(k *yaml.Node, t reflect.Type, names []string, w where) {

@@ -46,6 +46,11 @@ func load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 		}
 	}
 
+	return loadData(path, data, lookupEnv)
+}
+
+// loadData is load once the file is read.
+func loadData(path string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	r := &report{file: path}
 	root := parse(r, data)
 	if root == nil {
@@ -133,8 +138,12 @@ func parse(r *report, data []byte) *yaml.Node {
 	if errors.Is(err, io.EOF) {
 		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1}
 	}
+	lines := bytes.Count(data, []byte("\n"))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		lines++
+	}
 	if err != nil {
-		reportYAMLError(r, err)
+		reportYAMLError(r, err, lines)
 		return nil
 	}
 	var next yaml.Node
@@ -143,7 +152,7 @@ func parse(r *report, data []byte) *yaml.Node {
 		r.add(next.Line, "a second YAML document starts here; put the whole configuration in one document (remove the \"---\" line)")
 		return nil
 	case !errors.Is(err, io.EOF):
-		reportYAMLError(r, err)
+		reportYAMLError(r, err, lines)
 		return nil
 	}
 
@@ -164,18 +173,25 @@ func parse(r *report, data []byte) *yaml.Node {
 	return root
 }
 
-func reportYAMLError(r *report, err error) {
-	for _, line := range strings.Split(err.Error(), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line == "yaml: unmarshal errors:" {
+// reportYAMLError reports a yaml.v3 syntax error at its line. yaml.v3
+// numbers parser errors ("did not find expected ...") from 0 and scanner
+// errors from 1, and leaves line 0 out; this corrects for both.
+func reportYAMLError(r *report, err error, lines int) {
+	for _, msg := range strings.Split(err.Error(), "\n") {
+		msg = strings.TrimPrefix(strings.TrimSpace(msg), "yaml: ")
+		if msg == "" || msg == "unmarshal errors:" {
 			continue
 		}
-		if m := yamlErrLine.FindStringSubmatch(line); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			r.add(n, "YAML syntax: %s", m[2])
-			continue
+		n := 0
+		if m := yamlErrLine.FindStringSubmatch(msg); m != nil {
+			n, _ = strconv.Atoi(m[1])
+			msg = m[2]
 		}
-		r.add(0, "YAML syntax: %s", strings.TrimPrefix(line, "yaml: "))
+		if strings.HasPrefix(msg, "did not find expected") {
+			n++
+		}
+		n = max(1, min(n, lines))
+		r.add(n, "YAML syntax: %s", msg)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/drawbridge-gw/drawbridge/internal/config"
@@ -110,6 +111,7 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 		ClientCertFile:      uc.TLS.ClientCert,
 		ClientKeyFile:       uc.TLS.ClientKey,
 		InsecureSkipVerify:  uc.TLS.InsecureSkipVerify,
+		AllowPlaintext:      uc.AllowInsecure && hasPlaintext(uc.Targets),
 		MinVersion:          minVersion,
 		DialTimeout:         uc.DialTimeout.D(),
 		MaxIdleConnsPerHost: uc.MaxIdleConns,
@@ -258,4 +260,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func hasPlaintext(targets []string) bool {
+	for _, t := range targets {
+		if strings.HasPrefix(t, "http://") {
+			return true
+		}
+	}
+	return false
 }

@@ -33,6 +33,10 @@ type Options struct {
 	// the path can impersonate it. It is only ever set when the operator
 	// opted in for this upstream.
 	InsecureSkipVerify bool
+	// AllowPlaintext permits http:// requests: no TLS at all, so the
+	// backend is neither authenticated nor the traffic encrypted. It is only
+	// ever set when the operator opted in for this upstream.
+	AllowPlaintext bool
 	// MinVersion is the lowest TLS version accepted. It defaults to TLS 1.2.
 	MinVersion uint16
 	// DialTimeout bounds TCP connect plus TLS handshake. It defaults to 5s.

@@ -18,7 +18,8 @@ import (
 //   - o.DialTimeout bounds TCP connect plus TLS handshake; there is no
 //     response header timeout, as the proxy applies per-route timeouts
 //     through the request context;
-//   - plain http:// requests fail: no hop to a backend is plaintext.
+//   - plain http:// requests fail unless o.AllowPlaintext: no hop to a
+//     backend is plaintext without the operator's opt-in.
 func New(o Options) (*http.Transport, error) {
 	base, v, err := newTLSConfig(o)
 	if err != nil {
@@ -47,8 +48,12 @@ func New(o Options) (*http.Transport, error) {
 	// TLSClientConfig is informational only (and lets net/http set up
 	// HTTP/2): DialTLSContext below makes every https connection.
 	tr.TLSClientConfig = base.Clone()
-	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return nil, fmt.Errorf("upstream %q: plaintext connection to %s refused: use https", o.Upstream, addr)
+	if o.AllowPlaintext {
+		tr.DialContext = dial
+	} else {
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return nil, fmt.Errorf("upstream %q: plaintext connection to %s refused: use https", o.Upstream, addr)
+		}
 	}
 	// net/http only tells the TLS config which host it dials by setting
 	// ServerName on a per-connection clone, and crypto/tls hides that name

@@ -5,113 +5,19 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/net/dns/dnsmessage"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil/dnstest"
 )
 
 const testName = "backend.test."
 
-// dnsServer is a tiny authoritative DNS server on loopback UDP that answers
-// A queries for testName from a list the test can change, NXDOMAIN for other
-// names, and SERVFAIL for everything while failing is set.
-type dnsServer struct {
-	conn    net.PacketConn
-	queries atomic.Int64
-
-	mu      sync.Mutex
-	answers []netip.Addr
-	failing bool
-}
-
-func startDNS(t *testing.T) *dnsServer {
-	t.Helper()
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listening for DNS: %v", err)
-	}
-	s := &dnsServer{conn: conn}
-	t.Cleanup(func() { conn.Close() })
-	go s.serve()
-	return s
-}
-
-func (s *dnsServer) addr() string { return s.conn.LocalAddr().String() }
-
-func (s *dnsServer) set(failing bool, ips ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failing = failing
-	s.answers = s.answers[:0]
-	for _, ip := range ips {
-		s.answers = append(s.answers, netip.MustParseAddr(ip))
-	}
-}
-
-func (s *dnsServer) serve() {
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := s.conn.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		if resp, err := s.answer(buf[:n]); err == nil {
-			s.conn.WriteTo(resp, from)
-		}
-	}
-}
-
-func (s *dnsServer) answer(query []byte) ([]byte, error) {
-	var p dnsmessage.Parser
-	h, err := p.Start(query)
-	if err != nil {
-		return nil, err
-	}
-	q, err := p.Question()
-	if err != nil {
-		return nil, err
-	}
-	s.queries.Add(1)
-	s.mu.Lock()
-	failing, answers := s.failing, slices.Clone(s.answers)
-	s.mu.Unlock()
-
-	rcode := dnsmessage.RCodeSuccess
-	switch {
-	case failing:
-		rcode = dnsmessage.RCodeServerFailure
-	case !strings.EqualFold(q.Name.String(), testName):
-		rcode = dnsmessage.RCodeNameError
-	}
-	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{
-		ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired,
-		RecursionAvailable: true, RCode: rcode,
-	})
-	if err := b.StartQuestions(); err != nil {
-		return nil, err
-	}
-	if err := b.Question(q); err != nil {
-		return nil, err
-	}
-	if err := b.StartAnswers(); err != nil {
-		return nil, err
-	}
-	if rcode == dnsmessage.RCodeSuccess && q.Type == dnsmessage.TypeA {
-		for _, ip := range answers {
-			rh := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 1}
-			if err := b.AResource(rh, dnsmessage.AResource{A: ip.As4()}); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return b.Finish()
-}
+// startDNS serves testName on loopback.
+func startDNS(t *testing.T) *dnstest.Server { return dnstest.Start(t, testName) }
 
 // syncBuffer is a log sink safe for the refresh goroutine and the test.
 type syncBuffer struct {
@@ -133,7 +39,7 @@ func (b *syncBuffer) String() string {
 
 func TestDNSRefresh(t *testing.T) {
 	dns := startDNS(t)
-	dns.set(false, "127.0.0.1")
+	dns.Set(false, "127.0.0.1")
 	ln1 := serveID(t, "127.0.0.1:0", "one")
 	_, port, _ := net.SplitHostPort(ln1.Addr().String())
 	serveID(t, "127.0.0.2:"+port, "two")
@@ -144,7 +50,7 @@ func TestDNSRefresh(t *testing.T) {
 	p, err := NewPool(PoolOptions{
 		Name:       "test",
 		Targets:    []string{"https://" + addr},
-		Resolver:   dns.addr(),
+		Resolver:   dns.Addr(),
 		DNSRefresh: 50 * time.Millisecond,
 		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
 		OnAddrChange: func(t *Target) {
@@ -196,7 +102,7 @@ func TestDNSRefresh(t *testing.T) {
 	}
 	defer func() { close(stop); wg.Wait() }()
 
-	dns.set(false, "127.0.0.2")
+	dns.Set(false, "127.0.0.2")
 	waitFor(t, "dials to reach 127.0.0.2", func() bool {
 		got, _ := dialID(p, addr)
 		return got == "two"
@@ -214,9 +120,9 @@ func TestDNSRefresh(t *testing.T) {
 	}
 
 	// Failed lookups keep the previous addresses and warn once per streak.
-	dns.set(true)
-	q := dns.queries.Load()
-	waitFor(t, "several failed lookups", func() bool { return dns.queries.Load() >= q+6 })
+	dns.Set(true)
+	q := dns.Queries()
+	waitFor(t, "several failed lookups", func() bool { return dns.Queries() >= q+6 })
 	if got, want := tg.Addrs(), []string{"127.0.0.2:" + port}; !slices.Equal(got, want) {
 		t.Errorf("Addrs() while DNS fails: got %q, want %q", got, want)
 	}
@@ -228,7 +134,7 @@ func TestDNSRefresh(t *testing.T) {
 	}
 
 	// With two addresses, a dead first one falls through to the second.
-	dns.set(false, "127.0.0.1", "127.0.0.2")
+	dns.Set(false, "127.0.0.1", "127.0.0.2")
 	want := []string{"127.0.0.1:" + port, "127.0.0.2:" + port}
 	waitFor(t, "both addresses", func() bool { return slices.Equal(tg.Addrs(), want) })
 	// The log line follows the address update; wait rather than race it.
@@ -241,11 +147,11 @@ func TestDNSRefresh(t *testing.T) {
 
 func TestDNSRefreshStops(t *testing.T) {
 	dns := startDNS(t)
-	dns.set(false, "127.0.0.1")
+	dns.Set(false, "127.0.0.1")
 	p, err := NewPool(PoolOptions{
 		Name:       "test",
 		Targets:    []string{"https://backend.test:1"},
-		Resolver:   dns.addr(),
+		Resolver:   dns.Addr(),
 		DNSRefresh: 20 * time.Millisecond,
 		Logger:     slog.New(slog.DiscardHandler),
 	})
@@ -255,23 +161,23 @@ func TestDNSRefreshStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx)
 	p.Start(ctx) // a second call must not start a second loop
-	waitFor(t, "the first refresh", func() bool { return dns.queries.Load() >= 4 })
+	waitFor(t, "the first refresh", func() bool { return dns.Queries() >= 4 })
 	cancel()
 	time.Sleep(100 * time.Millisecond) // let a lookup in flight at cancel finish
-	before := dns.queries.Load()
+	before := dns.Queries()
 	time.Sleep(200 * time.Millisecond) // ten refresh periods
-	if after := dns.queries.Load(); after != before {
+	if after := dns.Queries(); after != before {
 		t.Errorf("DNS queries after cancel: got %d more, want 0", after-before)
 	}
 }
 
 func TestDialContextLookupFails(t *testing.T) {
 	dns := startDNS(t)
-	dns.set(true)
+	dns.Set(true)
 	p, err := NewPool(PoolOptions{
 		Name:     "test",
 		Targets:  []string{"https://backend.test:1"},
-		Resolver: dns.addr(),
+		Resolver: dns.Addr(),
 		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

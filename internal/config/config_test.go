@@ -78,6 +78,7 @@ listeners:
     tls:
       cert: public.crt
       key: public.key
+  - {addr: 127.0.0.1:0, tls: {cert: public.crt, key: public.key}}
 admin:
   addr: "off"
 upstreams:
@@ -160,11 +161,12 @@ func TestLoadFull(t *testing.T) {
 		{"listener 1 line", l1.Line, 10},
 		{"listener 1 tls line", l1.TLS.Line, 11},
 		{"listener 1 min version default", l1.TLS.MinVersion, "1.2"},
+		{"two port-0 listeners may share the default name", cfg.Listeners[2].Name, "127.0.0.1:0"},
 		{"admin addr", cfg.Admin.Addr, "off"},
-		{"admin line", cfg.Admin.Line, 14},
+		{"admin line", cfg.Admin.Line, 15},
 		{"upstream name", on.Name, "onprem"},
-		{"upstream line", on.Line, 17},
-		{"upstream tls line", on.TLS.Line, 19},
+		{"upstream line", on.Line, 18},
+		{"upstream tls line", on.TLS.Line, 20},
 		{"targets normalized", on.Targets, []string{"https://10.0.0.5:443", "https://lb.corp.internal:8443", "https://[::1]:443"}},
 		{"server name", on.TLS.ServerName, "backend.internal"},
 		{"ca resolved", on.TLS.CA, in("ca.pem")},
@@ -179,22 +181,22 @@ func TestLoadFull(t *testing.T) {
 		{"dial timeout", on.DialTimeout.D(), 500 * time.Millisecond},
 		{"max idle conns", on.MaxIdleConns, 8},
 		{"max conns", on.MaxConns, 100},
-		{"health", *on.Health, HealthCheck{Line: 33, Path: "/healthz", Interval: Duration(5 * time.Second), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 5}},
-		{"passive", on.Passive, Passive{Line: 39, MaxFails: -1, FailWindow: Duration(20 * time.Second), EjectFor: Duration(time.Minute)}},
+		{"health", *on.Health, HealthCheck{Line: 34, Path: "/healthz", Interval: Duration(5 * time.Second), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 5}},
+		{"passive", on.Passive, Passive{Line: 40, MaxFails: -1, FailWindow: Duration(20 * time.Second), EjectFor: Duration(time.Minute)}},
 		{"http target kept with allow_insecure", legacy.Targets, []string{"http://127.0.0.1:8080"}},
 		{"legacy defaults: balance", legacy.Balance, DefaultBalance},
 		{"route 0 name", r0.Name, "GET,POST /orders/{id}"},
 		{"route 0 methods upper-cased", r0.Methods, []string{"GET", "POST"}},
-		{"route 0 line", r0.Line, 44},
+		{"route 0 line", r0.Line, 45},
 		{"route 0 timeout", r0.Timeout.D(), 10 * time.Second},
 		{"route 0 upstream path", r0.UpstreamPath, "/api/v2/orders/{id}"},
 		{"route 1 name", r1.Name, "catch-all"},
 		{"route 1 host lower-cased", r1.Host, "api.example.com"},
 		{"route 1 methods default", r1.Methods, []string{"ANY"}},
 		{"route 1 timeout default", r1.Timeout.D(), DefaultRouteTimeout},
-		{"store", cfg.Store, Store{Line: 54, Type: "redis", Addr: "127.0.0.1:6379"}},
-		{"plan gold", *cfg.Plans["gold"], Plan{Line: 56, Name: "gold", Throttle: &Throttle{Rate: 100, Burst: 200}, Quota: &Quota{Limit: 100000, Period: "MONTH", Offset: 3}}},
-		{"plan without settings", *cfg.Plans["free"], Plan{Line: 59, Name: "free"}},
+		{"store", cfg.Store, Store{Line: 55, Type: "redis", Addr: "127.0.0.1:6379"}},
+		{"plan gold", *cfg.Plans["gold"], Plan{Line: 57, Name: "gold", Throttle: &Throttle{Rate: 100, Burst: 200}, Quota: &Quota{Limit: 100000, Period: "MONTH", Offset: 3}}},
+		{"plan without settings", *cfg.Plans["free"], Plan{Line: 60, Name: "free"}},
 		{"log level lower-cased", cfg.Log.Level, "debug"},
 		{"access log resolved", cfg.Log.Access, in("logs/access.log")},
 		{"explicit zero shutdown grace kept", cfg.ShutdownGrace.D(), time.Duration(0)},

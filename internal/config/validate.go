@@ -195,6 +195,9 @@ func (v *validator) listeners() {
 	addrs := map[string]int{}
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
+		// Several listeners on port 0 (any free port, as in tests) are
+		// distinct even though their default names are equal.
+		anyPort := l.Name == "" && strings.HasSuffix(l.Addr, ":0")
 		if l.Name == "" {
 			l.Name = l.Addr
 		}
@@ -215,7 +218,7 @@ func (v *validator) listeners() {
 				}
 			}
 		}
-		if l.Name != "" {
+		if l.Name != "" && !anyPort {
 			if first, ok := names[l.Name]; ok {
 				v.add(v.line(&l.Name, l.Line), "%s: name %q is already used by the listener at line %d; names must be unique", obj, l.Name, first)
 			} else {

@@ -54,23 +54,7 @@ func run(args []string) error {
 		return fmt.Errorf("listening on %s: %w", *addr, err)
 	}
 
-	length := strconv.Itoa(len(body))
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			// Drain what the client sent so the connection can be reused.
-			io.Copy(io.Discard, r.Body)
-			h := w.Header()
-			h["Content-Type"] = []string{"application/json"}
-			h["Content-Length"] = []string{length}
-			w.Write(body)
-		}),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
-		ReadHeaderTimeout: 10 * time.Second,
-		// Load generators cut connections at the end of every run; the
-		// resulting handshake errors are noise, not findings.
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
-
+	srv := newServer(cert)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -88,4 +72,25 @@ func run(args []string) error {
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	return nil
+}
+
+// newServer returns the backend's HTTPS server, ready for ServeTLS with
+// empty file names.
+func newServer(cert tls.Certificate) *http.Server {
+	length := strconv.Itoa(len(body))
+	return &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Drain what the client sent so the connection can be reused.
+			io.Copy(io.Discard, r.Body)
+			h := w.Header()
+			h["Content-Type"] = []string{"application/json"}
+			h["Content-Length"] = []string{length}
+			w.Write(body)
+		}),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
+		ReadHeaderTimeout: 10 * time.Second,
+		// Load generators cut connections at the end of every run; the
+		// resulting handshake errors are noise, not findings.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
 }

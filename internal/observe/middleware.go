@@ -31,6 +31,10 @@ type MiddlewareOptions struct {
 	Listener string
 }
 
+// statusClientClosed is logged and counted when the partner went away
+// before any answer was written (nginx's 499); nothing is sent.
+const statusClientClosed = 499
+
 // maxClientRequestID bounds an X-Request-Id taken from a client, so a
 // partner cannot fill logs with arbitrary data.
 const maxClientRequestID = 128
@@ -76,11 +80,18 @@ func Middleware(o MiddlewareOptions, next http.Handler) http.Handler {
 			case p != nil:
 				rec.Error = "panic"
 				slog.Error("panic serving request", "request_id", rec.RequestID, "panic", p, "stack", string(debug.Stack()))
-				if !sw.wroteHeader {
+				if sw.wroteHeader {
+					// The partner has part of an answer; ending it cleanly
+					// would pass a truncated response off as complete.
+					defer panic(http.ErrAbortHandler)
+				} else {
 					gwresponse.Write(sw, gwresponse.Default5XX)
 				}
 			}
 			elapsed := time.Since(rec.Start)
+			if !sw.wroteHeader && r.Context().Err() != nil {
+				sw.status = statusClientClosed
+			}
 			if sw.status == 0 {
 				sw.status = http.StatusOK
 			}

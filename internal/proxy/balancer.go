@@ -52,7 +52,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			if resp.TLS != nil {
 				rec.UpstreamTLS = resp.TLS.Version
 			}
-			resp.Body = &releaseOnClose{ReadCloser: resp.Body, target: t}
+			resp.Body = releaseOnClose(resp.Body, t)
 			return resp, nil
 		}
 		t.Release()
@@ -87,14 +87,30 @@ func retryable(req *http.Request) bool {
 
 // releaseOnClose ends the target's in-flight count when ReverseProxy has
 // copied the whole response, so least_requests sees streaming responses
-// as busy for as long as they stream.
-type releaseOnClose struct {
+// as busy for as long as they stream. The body of a 101 Switching
+// Protocols response is writable, and ReverseProxy needs it to stay so.
+func releaseOnClose(body io.ReadCloser, t *upstream.Target) io.ReadCloser {
+	r := &releasingBody{ReadCloser: body, target: t}
+	if rw, ok := body.(io.ReadWriteCloser); ok {
+		return &releasingRWBody{releasingBody: r, w: rw}
+	}
+	return r
+}
+
+type releasingBody struct {
 	io.ReadCloser
 	target *upstream.Target
 	once   sync.Once
 }
 
-func (r *releaseOnClose) Close() error {
+func (r *releasingBody) Close() error {
 	r.once.Do(r.target.Release)
 	return r.ReadCloser.Close()
 }
+
+type releasingRWBody struct {
+	*releasingBody
+	w io.Writer
+}
+
+func (r *releasingRWBody) Write(p []byte) (int, error) { return r.w.Write(p) }

@@ -33,7 +33,8 @@ func classify(ctx context.Context, err error) failure {
 		return failure{reason: "client closed request", metric: ""}
 	}
 	if ve, ok := transport.AsVerifyError(err); ok {
-		return failure{typ: gwresponse.BadGateway, reason: "upstream tls: " + string(ve.Reason), metric: "tls", log: true}
+		// The balancer already counted the failed attempt.
+		return failure{typ: gwresponse.BadGateway, reason: "upstream tls: " + string(ve.Reason), log: true}
 	}
 	if isConnectFailure(err) {
 		return failure{typ: gwresponse.BadGateway, reason: "upstream " + connectReason(err), metric: "", log: true}

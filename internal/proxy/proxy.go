@@ -138,12 +138,14 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 
 // remapGatewayHeaders renames a backend's x-amzn-RequestId as API Gateway
 // does, so the partner sees the gateway's request ID and can still find
-// the backend's.
+// the backend's. A backend echoing X-Request-Id would send the partner a
+// second copy of the one the gateway already set, so that echo is dropped.
 func remapGatewayHeaders(resp *http.Response) error {
 	if v, ok := resp.Header["X-Amzn-Requestid"]; ok {
 		delete(resp.Header, "X-Amzn-Requestid")
 		resp.Header["X-Amzn-Remapped-X-Amzn-Requestid"] = v
 	}
+	delete(resp.Header, "X-Request-Id")
 	return nil
 }
 

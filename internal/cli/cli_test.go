@@ -67,12 +67,12 @@ func run(t *testing.T, args ...string) result {
 
 // fixture is a folder with a listener cert and a backend.
 type fixture struct {
-	dir              string
-	frontCert        string // PEM paths of the listener certificate
-	frontKey         string
-	frontCA          *x509.CertPool
-	backend          *httptest.Server
-	backendCert      *certs.Cert
+	dir         string
+	frontCert   string // PEM paths of the listener certificate
+	frontKey    string
+	frontCA     *x509.CertPool
+	backend     *httptest.Server
+	backendCert *certs.Cert
 }
 
 func newFixture(t *testing.T, handler http.Handler) *fixture {

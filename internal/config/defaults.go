@@ -64,3 +64,6 @@ const (
 	// DefaultAccessLog is where access-log lines go.
 	DefaultAccessLog = "stderr"
 )
+
+// DefaultHTTP2 offers HTTP/2 to backends, used when they select it.
+const DefaultHTTP2 = true

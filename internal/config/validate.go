@@ -391,6 +391,10 @@ func (v *validator) upstream(u *Upstream) {
 	}
 	v.tlsVersion(&t.MinVersion, obj, "tls.min_version", DefaultUpstreamMinVersion, tlsLine)
 
+	if u.HTTP2 == nil {
+		on := DefaultHTTP2
+		u.HTTP2 = &on
+	}
 	switch u.Balance {
 	case "":
 		u.Balance = DefaultBalance

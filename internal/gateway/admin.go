@@ -3,9 +3,11 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 )
 
-// adminHandler serves the operators' endpoints. It is read-only: nothing
+// adminHandler serves the operators' endpoints: /metrics, /healthz,
+// /readyz, GET /v1/upstreams and /debug/pprof/. It is read-only: nothing
 // here changes what partners see, so it needs no authentication on its
 // default loopback address.
 func (g *Gateway) adminHandler() http.Handler {
@@ -26,6 +28,11 @@ func (g *Gateway) adminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/upstreams", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, g.upstreamStatus())
 	})
+	// Profiles are how a slow gateway is diagnosed in place; they expose
+	// internals but no secrets, like the rest of this listener.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

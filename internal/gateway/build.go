@@ -112,6 +112,7 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 		ClientKeyFile:       uc.TLS.ClientKey,
 		InsecureSkipVerify:  uc.TLS.InsecureSkipVerify,
 		AllowPlaintext:      uc.AllowInsecure && hasPlaintext(uc.Targets),
+		DisableHTTP2:        !uc.HTTP2Enabled(),
 		MinVersion:          minVersion,
 		DialTimeout:         uc.DialTimeout.D(),
 		MaxIdleConnsPerHost: uc.MaxIdleConns,

@@ -204,3 +204,31 @@ routes:
 		})
 	}
 }
+
+// TestUpstreamHTTP2 checks HTTP/2 is used when the backend offers it, and
+// that http2: false keeps the upstream hop on HTTP/1.1.
+func TestUpstreamHTTP2(t *testing.T) {
+	t.Parallel()
+	cert := backendCert(t)
+	srv := backend(t, cert, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) }))
+	tlsBlock := fmt.Sprintf(`{server_name: backend.internal, pins: [%q]}`, transport.SPKIPin(cert.Cert))
+	tests := []struct {
+		desc  string
+		extra string
+		want  string
+	}{
+		{"default offers h2", "", "HTTP/2.0"},
+		{"http2: false", "\n    http2: false", "HTTP/1.1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			cfg := strings.Replace(oneUpstream(srv.URL, tlsBlock), "    tls: {", "    tls: {", 1)
+			cfg = strings.Replace(cfg, "    tls: "+tlsBlock, "    tls: "+tlsBlock+tc.extra, 1)
+			h := startGateway(t, cfg)
+			if got := h.get("/p"); got.body != tc.want {
+				t.Errorf("backend saw protocol %q, want %q", got.body, tc.want)
+			}
+		})
+	}
+}

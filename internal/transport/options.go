@@ -33,6 +33,9 @@ type Options struct {
 	// the path can impersonate it. It is only ever set when the operator
 	// opted in for this upstream.
 	InsecureSkipVerify bool
+	// DisableHTTP2 offers only HTTP/1.1 to the backend. By default HTTP/2
+	// is offered and used when the backend selects it.
+	DisableHTTP2 bool
 	// AllowPlaintext permits http:// requests: no TLS at all, so the
 	// backend is neither authenticated nor the traffic encrypted. It is only
 	// ever set when the operator opted in for this upstream.

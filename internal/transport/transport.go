@@ -26,6 +26,9 @@ func New(o Options) (*http.Transport, error) {
 		return nil, err
 	}
 	base.NextProtos = nextProtos
+	if o.DisableHTTP2 {
+		base.NextProtos = []string{"http/1.1"}
+	}
 
 	dial := o.DialContext
 	if dial == nil {
@@ -36,7 +39,7 @@ func New(o Options) (*http.Transport, error) {
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
-	tr.ForceAttemptHTTP2 = true
+	tr.ForceAttemptHTTP2 = !o.DisableHTTP2
 	tr.IdleConnTimeout = DefaultIdleConnTimeout
 	tr.TLSHandshakeTimeout = timeout
 	tr.ResponseHeaderTimeout = 0

@@ -14,6 +14,7 @@
 #   DRAWBRIDGE_BIN=path      use this binary instead of building ./cmd/drawbridge
 #   BENCH_SERVER_CPU=1 BENCH_LOAD_CPU=0
 #   BENCH_KEEP=1             keep the temp dir (configs, logs, wrk output)
+#   BENCH_STRICT=1           fail on any non-2xx response (CI's smoke run)
 set -euo pipefail
 
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -448,6 +449,11 @@ measure() {
 	# requests still measures it.
 	[[ $req -gt 0 || $phase == c1000 ]] || die "$name: wrk completed no requests: $(tail -n 4 "$tmp/wrk/$name.txt")"
 	((req > 0)) || log "warning: $name completed no requests; raise BENCH_C1000_DURATION"
+	# CI's smoke run sets BENCH_STRICT=1: a proxy answering errors is a
+	# broken proxy, not a slow one.
+	if [[ ${BENCH_STRICT:-0} == 1 && $phase != c1000 ]] && ((non2xx > 0)); then
+		die "$name: $non2xx non-2xx responses"
+	fi
 	awk -v round="$round" -v peer="$peer" -v phase="$phase" -v parsed="$parsed" \
 		-v idle="$idle" -v peak="$peak" -v conns="$conns" -v req="$req" -v hz="$CLK_TCK" \
 		-v dt=$((t1 - t0)) -v db=$((b1 - b0)) -v c0="$c0" -v c1="$c1" -v direct=$([[ $peer == direct ]] && echo 1 || echo 0) '

@@ -296,3 +296,84 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		t.Errorf("a new request after shutdown succeeded; the listener should be closed")
 	}
 }
+
+// TestLargeBodiesStreamBothWays sends a body just under the limit and
+// receives one far over it: both are streamed, not refused or truncated.
+func TestLargeBodiesStreamBothWays(t *testing.T) {
+	t.Parallel()
+	cert := backendCert(t)
+	const down = 32 << 20
+	srv := backend(t, cert, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			t.Errorf("backend reading the body: %v", err)
+		}
+		w.Header().Set("X-Received", fmt.Sprint(n))
+		chunk := make([]byte, 1<<20)
+		for range down / len(chunk) {
+			w.Write(chunk)
+		}
+	}))
+	h := startGateway(t, oneUpstream(srv.URL, fmt.Sprintf(`{server_name: backend.internal, pins: [%q]}`, transport.SPKIPin(cert.Cert))))
+	up := 10<<20 - 1
+	req, _ := http.NewRequest("POST", h.base+"/big", io.LimitReader(zeros{}, int64(up)))
+	req.ContentLength = int64(up)
+	resp, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != down {
+		t.Errorf("response body: got %d bytes, %v; want %d", n, err, down)
+	}
+	if got := resp.Header.Get("X-Received"); got != fmt.Sprint(up) {
+		t.Errorf("backend received %s bytes, want %d", got, up)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// TestTwoListenersAndCertMetrics serves the same routes on two listeners
+// and reports both certificates' expiry, and the backend's, in metrics.
+func TestTwoListenersAndCertMetrics(t *testing.T) {
+	t.Parallel()
+	cert := backendCert(t)
+	srv := backend(t, cert, nil)
+	cfg := oneUpstream(srv.URL, fmt.Sprintf(`{server_name: backend.internal, pins: [%q]}`, transport.SPKIPin(cert.Cert)))
+	cfg = strings.Replace(cfg, "admin:", `  - name: second
+    addr: 127.0.0.1:0
+    tls: {cert: "{{FRONT_CERT}}", key: "{{FRONT_KEY}}"}
+admin:`, 1)
+	h := startGateway(t, cfg)
+	addrs := h.g.ListenerAddrs()
+	if len(addrs) != 2 {
+		t.Fatalf("ListenerAddrs: got %d, want 2", len(addrs))
+	}
+	for _, a := range addrs {
+		resp, err := h.client.Get("https://" + a.String() + "/x")
+		if err != nil {
+			t.Fatalf("GET via %s: %v", a, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET via %s: got %d", a, resp.StatusCode)
+		}
+	}
+	m := h.adminGet("/metrics")
+	for _, want := range []string{
+		`drawbridge_cert_expiry_seconds{kind="listener",name="public"}`,
+		`drawbridge_cert_expiry_seconds{kind="listener",name="second"}`,
+		`drawbridge_cert_expiry_seconds{kind="upstream",name="onprem"}`,
+		`drawbridge_requests_total{code="2xx",method="GET",route="ANY /{proxy+}"} 2`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

@@ -221,6 +221,9 @@ type server struct {
 func startServe(t *testing.T, cfg string) *server {
 	t.Helper()
 	cmd := exec.Command(binary, "serve", "-c", cfg)
+	// If the test binary dies (a timeout panic skips cleanups), the
+	// gateway must not outlive it holding ports.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logs := &lockedBuffer{}
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw

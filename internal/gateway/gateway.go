@@ -62,14 +62,15 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	for _, lc := range cfg.Listeners {
+		// The listener package names the listener in its errors.
 		srv, err := listener.New(listenerOptions(lc, g), http.NotFoundHandler())
 		if err != nil {
 			g.closeListeners()
-			return nil, fmt.Errorf("%s:%d: listener %q: %w", cfg.File, lc.Line, lc.Name, err)
+			return nil, fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err)
 		}
 		if err := srv.Listen(); err != nil {
 			g.closeListeners()
-			return nil, fmt.Errorf("%s:%d: listener %q: %w", cfg.File, lc.Line, lc.Name, err)
+			return nil, fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err)
 		}
 		g.listeners = append(g.listeners, srv)
 	}
@@ -294,18 +295,36 @@ func (g *Gateway) closeListeners() {
 
 // Check builds everything cfg describes without binding a socket or
 // touching the network: certificates, keys, CA files and pins are parsed.
-// It is what `drawbridge validate` runs after config.Load.
+// It is what `drawbridge validate` runs after config.Load, and it reports
+// every problem it finds as a *config.Error, FILE:LINE first.
 func Check(cfg *config.Config) error {
-	c, err := buildChain(cfg, observe.NewMetrics("check"), slog.New(slog.DiscardHandler))
+	var problems []config.Problem
+	add := func(line int, err error) {
+		problems = append(problems, config.Problem{File: cfg.File, Line: line, Msg: err.Error()})
+	}
+	metrics := observe.NewMetrics("check")
+	discard := slog.New(slog.DiscardHandler)
+	for _, name := range sortedKeys(cfg.Upstreams) {
+		u, err := buildUpstream(cfg.Upstreams[name], metrics, discard)
+		if err != nil {
+			add(cfg.Upstreams[name].TLS.Line, err)
+			continue
+		}
+		u.transport.CloseIdleConnections()
+	}
+	for _, lc := range cfg.Listeners {
+		if _, err := listener.LoadCerts(lc.TLS.Cert, lc.TLS.Key); err != nil {
+			add(lc.TLS.Line, fmt.Errorf("listener %q: %w", lc.Name, err))
+		}
+	}
+	if len(problems) > 0 {
+		return &config.Error{Problems: problems}
+	}
+	// Routes are only checked once their upstreams build.
+	c, err := buildChain(cfg, metrics, discard)
 	if err != nil {
 		return err
 	}
 	c.stop()
-	var errs []error
-	for _, lc := range cfg.Listeners {
-		if _, err := listener.LoadCerts(lc.TLS.Cert, lc.TLS.Key); err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: listener %q: %w", cfg.File, lc.TLS.Line, lc.Name, err))
-		}
-	}
-	return errors.Join(errs...)
+	return nil
 }

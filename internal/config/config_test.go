@@ -474,7 +474,7 @@ func TestProblems(t *testing.T) {
 		{"route timeout", replace("    upstream: onprem", "    upstream: onprem\n    timeout: 0s"), `drawbridge.yaml:11: route "ANY /orders/{id}": timeout must be greater than 0, got 0s (it defaults to 29s)`},
 		{"route host with port", replace("    upstream: onprem", "    upstream: onprem\n    host: api.example.com:443"), `drawbridge.yaml:11: route "ANY /orders/{id}": host "api.example.com:443" must be a bare host name, without scheme, port or path`},
 		{"api_key_required", replace("    upstream: onprem", "    upstream: onprem\n    api_key_required: true"), `drawbridge.yaml:11: route "ANY /orders/{id}": api_key_required is not implemented in this version of drawbridge; remove it or wait for API keys support`},
-		{"duplicate route", good + "  - path: /orders/{orderId}\n    methods: [GET]\n    upstream: onprem\n", `drawbridge.yaml:11: route "GET /orders/{orderId}": duplicates route "ANY /orders/{id}" at line 9 (same host, path shape and method); only one of them could ever match`},
+		{"duplicate route", good + "  - path: /orders/{orderId}\n    upstream: onprem\n", `drawbridge.yaml:11: route "ANY /orders/{orderId}": duplicates route "ANY /orders/{id}" at line 9 (same host, path shape and method); only one of them could ever match`},
 		{"duplicate route name", good + "  - {name: 'ANY /orders/{id}', path: /x, upstream: onprem}\n  - {name: 'ANY /orders/{id}', path: /y, upstream: onprem}\n", `drawbridge.yaml:12: route "ANY /orders/{id}": name is already used by the route at line 11; names must be unique`},
 
 		// Store, plans, log, shutdown.
@@ -519,8 +519,8 @@ routes:
     methods: [GET]
     upstream: nope
     api_key_required: true
-  - path: /orders/{x}
-    upstream: onprem
+  - {path: "/orders/{x}", methods: [GET],
+     upstream: onprem}
 log: {level: loud}
 `)
 	got := problems(t, path, noEnv)
@@ -532,7 +532,7 @@ log: {level: loud}
 		`drawbridge.yaml:7: bad duration "3 parsecs": want a number with a unit, such as "30s", "500ms" or "1m30s" (upstream "onprem": dial_timeout)`,
 		`drawbridge.yaml:11: route "GET /orders/{id}": upstream "nope" is not defined (defined: onprem)`,
 		`drawbridge.yaml:12: route "GET /orders/{id}": api_key_required is not implemented in this version of drawbridge; remove it or wait for API keys support`,
-		`drawbridge.yaml:13: route "ANY /orders/{x}": duplicates route "GET /orders/{id}" at line 9 (same host, path shape and method); only one of them could ever match`,
+		`drawbridge.yaml:13: route "GET /orders/{x}": duplicates route "GET /orders/{id}" at line 9 (same host, path shape and method); only one of them could ever match`,
 		`drawbridge.yaml:15: log: level must be debug, info, warn or error, got "loud"`,
 	}
 	if !slices.Equal(got, want) {

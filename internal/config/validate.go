@@ -550,9 +550,8 @@ func checkUpstreamPath(up string, t template) []string {
 var validMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"}
 
 func overlap(a, b []string) bool {
-	if slices.Contains(a, "ANY") || slices.Contains(b, "ANY") {
-		return true
-	}
+	// ANY may sit beside specific methods on one path, as in API Gateway:
+	// the specific method wins. Only the same method twice clashes.
 	for _, m := range a {
 		if slices.Contains(b, m) {
 			return true

@@ -82,7 +82,8 @@ type methodRoute struct {
 //
 // New reports every bad template, bad method or host, nil handler, and
 // duplicate: two routes with the same host and path shape (templates equal
-// up to parameter names) whose methods overlap, AnyMethod overlapping all.
+// up to parameter names) declaring the same method. ANY may sit beside
+// specific methods on a resource; a specific method wins, as in API Gateway.
 func New(routes []Route, noMatch http.Handler) (*Router, error) {
 	if noMatch == nil {
 		return nil, errors.New("router: nil noMatch handler")
@@ -249,14 +250,12 @@ func (n *node) insert(segs []segment) *resource {
 	return n.res
 }
 
-// find returns the route declaring method m on res, treating AnyMethod as
-// overlapping every method.
+// find returns the route that already declares exactly method m on res.
+// ANY clashes only with ANY: API Gateway lets a resource have ANY beside
+// specific methods, and the specific ones take precedence (see route).
 func (res *resource) find(m string) *compiled {
-	if res.any != nil {
+	if m == AnyMethod {
 		return res.any
-	}
-	if m == AnyMethod && len(res.methods) > 0 {
-		return res.methods[0].route
 	}
 	for _, mr := range res.methods {
 		if mr.method == m {

@@ -260,20 +260,12 @@ func TestNewErrors(t *testing.T) {
 			wantErr: []string{`route "second": duplicate of route "first"`, "method POST overlaps GET,POST"},
 		},
 		{
-			desc: "ANY overlaps a method",
+			desc: "ANY twice",
 			routes: []Route{
-				route("first", "", "/{proxy+}", "GET"),
+				route("first", "", "/{proxy+}", "ANY"),
 				route("second", "", "/{p+}", "ANY"),
 			},
 			wantErr: []string{`route "second": duplicate of route "first"`, "method ANY"},
-		},
-		{
-			desc: "method overlaps ANY",
-			routes: []Route{
-				route("first", "", "/x", "ANY"),
-				route("second", "", "/x", "DELETE"),
-			},
-			wantErr: []string{`route "second": duplicate of route "first"`, "method DELETE overlaps ANY"},
 		},
 		{
 			desc: "same host spelled differently",
@@ -468,4 +460,24 @@ func FuzzMatch(f *testing.F) {
 			t.Expand(req)
 		}
 	})
+}
+
+// TestSpecificMethodBesideANY: as in API Gateway, a resource may declare
+// ANY beside specific methods, and a specific method wins.
+func TestSpecificMethodBesideANY(t *testing.T) {
+	t.Parallel()
+	r, err := New([]Route{
+		route("any", "", "/x", "ANY"),
+		route("get", "", "/x", "GET"),
+	}, http.NotFoundHandler())
+	if err != nil {
+		t.Fatalf("New(ANY and GET on /x): %v", err)
+	}
+	for method, want := range map[string]string{"GET": "get", "POST": "any", "DELETE": "any"} {
+		req := httptest.NewRequest(method, "/x", nil)
+		rt, ok := r.Match(req)
+		if !ok || rt.Name != want {
+			t.Errorf("Match(%s /x): got %v %v, want route %q", method, rt, ok, want)
+		}
+	}
 }

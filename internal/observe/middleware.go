@@ -147,6 +147,12 @@ func logAccess(o MiddlewareOptions, r *http.Request, rec *Record, sw *statusWrit
 	if reqID != rec.RequestID {
 		attrs = append(attrs, slog.String("client_request_id", reqID))
 	}
+	if rec.KeyID != "" {
+		attrs = append(attrs, slog.String("key_id", rec.KeyID), slog.String("plan", rec.Plan))
+	}
+	if rec.Partner != "" {
+		attrs = append(attrs, slog.String("partner", rec.Partner))
+	}
 	if rec.Upstream != "" {
 		attrs = append(attrs,
 			slog.String("upstream", rec.Upstream),

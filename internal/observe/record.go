@@ -16,6 +16,11 @@ type Record struct {
 	// Route is set by the matched route's handler; nil when nothing matched.
 	Route *RouteMetrics
 
+	// KeyID and Plan identify the partner's API key (never the key itself)
+	// once the key check has passed; Partner names the partner when a
+	// client certificate or key identified one.
+	KeyID, Plan, Partner string
+
 	// Upstream and Target name where the request went.
 	Upstream string
 	Target   string

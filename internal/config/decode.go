@@ -501,11 +501,14 @@ func (d *decoder) routeLabel(n *yaml.Node, i int) string {
 			}
 		}
 	}
-	return fmt.Sprintf("route %q", defaultRouteName(methods, path))
+	return fmt.Sprintf("route %q", defaultRouteName(methods, strings.ToLower(d.scalarAt(n, "host")), path))
 }
 
-func defaultRouteName(methods []string, path string) string {
-	return strings.Join(methods, ",") + " " + path
+// defaultRouteName is "GET,POST /orders/{id}", with the host before the
+// path when the route has one, so host-specific routes get names (and
+// metric labels) of their own.
+func defaultRouteName(methods []string, host, path string) string {
+	return strings.Join(methods, ",") + " " + host + path
 }
 
 // scalarAt returns the scalar value of key in mapping n, or "" if it has

@@ -67,3 +67,17 @@ const (
 
 // DefaultHTTP2 offers HTTP/2 to backends, used when they select it.
 const DefaultHTTP2 = true
+
+// Store defaults.
+const (
+	// DefaultFlushInterval is bolt's durability window for counters.
+	DefaultFlushInterval = time.Second
+	// DefaultStoreTimeout bounds one Redis operation.
+	DefaultStoreTimeout = 500 * time.Millisecond
+	// DefaultStorePrefix is a Redis Cluster hash tag, so that every key
+	// lands in one slot and scripts may touch several.
+	DefaultStorePrefix = "{drawbridge}:"
+	// DefaultStoreOnError refuses metered requests while the store is
+	// unreachable: security by default means no unmetered traffic.
+	DefaultStoreOnError = "fail_closed"
+)

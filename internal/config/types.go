@@ -18,6 +18,18 @@ type Config struct {
 	Plans     map[string]*Plan     `yaml:"plans"`
 	Log       Log                  `yaml:"log"`
 
+	// Throttle is the gateway-wide throttle (API Gateway's account level):
+	// one token bucket shared by every request of every route. Nil = none.
+	Throttle *Throttle `yaml:"throttle"`
+	// RateLimitHeaders adds Retry-After to 429 answers and the IETF
+	// RateLimit headers to every throttled route's answers. It defaults to
+	// false: API Gateway sends neither, and partners may compare responses.
+	RateLimitHeaders bool `yaml:"rate_limit_headers"`
+	// Partners are named callers. A partner is recognised by its API key
+	// (the key's name is the partner's name) or its client certificate,
+	// and may have IP rules of its own.
+	Partners map[string]*Partner `yaml:"partners"`
+
 	// ShutdownGrace is how long SIGTERM waits for in-flight requests to
 	// finish before closing connections. It defaults to DefaultShutdownGrace.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -60,6 +72,16 @@ type ListenerTLS struct {
 	Key string `yaml:"key"`
 	// MinVersion is "1.2" or "1.3". It defaults to "1.2".
 	MinVersion string `yaml:"min_version"`
+	// ClientCA is a PEM truststore of the CAs whose client certificates
+	// partners may present (mutual TLS). Empty = none requested.
+	ClientCA string `yaml:"client_ca"`
+	// ClientAuth is "optional" (default with client_ca: verified if given;
+	// routes decide whether one is required) or "require" (the handshake
+	// fails without one).
+	ClientAuth string `yaml:"client_auth"`
+	// Revoked is a file of revoked client certificate fingerprints, one
+	// "sha256:<hex>" per line; re-read on reload and when it changes.
+	Revoked string `yaml:"revoked"`
 }
 
 // Admin is the operators' listener: /metrics, /healthz, /readyz.
@@ -68,6 +90,12 @@ type Admin struct {
 	// Addr is host:port. It defaults to DefaultAdminAddr (loopback).
 	// "off" disables the admin listener.
 	Addr string `yaml:"addr"`
+	// Token is the bearer token the admin API requires, usually written
+	// as ${ENV_VAR}; TokenFile reads it from a file instead (Load puts the
+	// file's contents in Token). Required when Addr is not a loopback
+	// address. Never logged.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
 }
 
 // Upstream is a named pool of backend targets reached over verified TLS.
@@ -189,6 +217,53 @@ type Route struct {
 	Timeout Duration `yaml:"timeout"`
 	// APIKeyRequired demands a valid x-api-key (AWS style).
 	APIKeyRequired bool `yaml:"api_key_required"`
+	// Throttle is this route's throttle (API Gateway's stage/method
+	// level): one token bucket shared by all its callers. Nil = none.
+	Throttle *Throttle `yaml:"throttle"`
+	// ClientCert is "required" to demand a verified client certificate on
+	// this route (the listener must have tls.client_ca), or "" (default).
+	ClientCert string `yaml:"client_cert"`
+	// IP allows or denies callers by address; denied → 403 as an API
+	// Gateway resource policy does.
+	IP *IPRules `yaml:"ip"`
+	// CORS answers browser preflight requests at the gateway.
+	CORS *CORS `yaml:"cors"`
+}
+
+// IPRules allow and deny client addresses (CIDRs or single IPs, v4 or
+// v6). Deny wins; a non-empty allow list must match.
+type IPRules struct {
+	Line  int      `yaml:"-"`
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
+}
+
+// CORS is a route's cross-origin policy.
+type CORS struct {
+	Line             int      `yaml:"-"`
+	AllowOrigins     []string `yaml:"allow_origins"` // exact origins, or "*"
+	AllowMethods     []string `yaml:"allow_methods"`
+	AllowHeaders     []string `yaml:"allow_headers"`
+	ExposeHeaders    []string `yaml:"expose_headers"`
+	MaxAge           Duration `yaml:"max_age"`
+	AllowCredentials bool     `yaml:"allow_credentials"`
+}
+
+// Partner is a named caller.
+type Partner struct {
+	Line int    `yaml:"-"`
+	Name string `yaml:"-"`
+	// ClientCert recognises the partner's certificate by exact subject
+	// (RFC 2253, as "CN=acme,O=Acme") or fingerprint ("sha256:<hex>").
+	ClientCert *PartnerCert `yaml:"client_cert"`
+	// IP rules apply to this partner's requests in addition to the route's.
+	IP *IPRules `yaml:"ip"`
+}
+
+// PartnerCert lists how a partner's client certificate is recognised.
+type PartnerCert struct {
+	Subjects     []string `yaml:"subjects"`
+	Fingerprints []string `yaml:"fingerprints"`
 }
 
 // Store selects where keys, plans and counters live.
@@ -196,7 +271,29 @@ type Store struct {
 	Line int    `yaml:"-"`
 	Type string `yaml:"type"` // memory | bolt | redis; default bolt
 	Path string `yaml:"path"` // bolt file; default drawbridge.db beside the config
-	Addr string `yaml:"addr"` // redis host:port
+	// FlushInterval is how often bolt writes counters to disk: on power
+	// loss at most this much of quota and usage counts is lost; a clean
+	// shutdown loses none. It defaults to DefaultFlushInterval.
+	FlushInterval Duration `yaml:"flush_interval"`
+
+	// Addr is one Redis host:port; Addrs several (a Cluster, or Sentinels
+	// when MasterName is set).
+	Addr       string   `yaml:"addr"`
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	Password   string   `yaml:"password"` // write it as ${ENV_VAR}; never logged
+	DB         int      `yaml:"db"`
+	// Prefix is put before every Redis key. It defaults to "{drawbridge}:"
+	// (a hash tag, so scripts work on a Cluster).
+	Prefix string `yaml:"prefix"`
+	// Timeout bounds one Redis operation. It defaults to DefaultStoreTimeout.
+	Timeout Duration `yaml:"timeout"`
+	// OnError is what throttles and quotas do while the store is
+	// unreachable: fail_closed (default: refuse with 503, so no unmetered
+	// traffic passes) or fail_open (let requests through, uncounted).
+	// Key checks always fail closed.
+	OnError string `yaml:"on_error"`
 }
 
 // Plan is a usage plan: throttle and quota for the keys in it.
@@ -205,6 +302,9 @@ type Plan struct {
 	Name     string    `yaml:"-"`
 	Throttle *Throttle `yaml:"throttle"`
 	Quota    *Quota    `yaml:"quota"`
+	// Methods override Throttle for one route, keyed as API Gateway's
+	// method throttling: "GET /orders/{id}".
+	Methods map[string]*Throttle `yaml:"methods"`
 }
 
 // Throttle is a token bucket: Rate requests/s refilled, Burst capacity.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -69,8 +70,10 @@ func (v *validator) run() {
 			v.upstream(u)
 		}
 	}
+	v.partners()
 	v.routes()
 	v.store()
+	v.throttle(c.Throttle, "gateway", "throttle", v.topLine("throttle"))
 	for _, name := range sortedKeys(c.Plans) {
 		if p := c.Plans[name]; p != nil {
 			v.plan(p)
@@ -243,6 +246,7 @@ func (v *validator) listeners() {
 		v.file(&t.Cert, obj, "tls.cert", tlsLine)
 		v.file(&t.Key, obj, "tls.key", tlsLine)
 		v.tlsVersion(&t.MinVersion, obj, "tls.min_version", DefaultListenerMinVersion, tlsLine)
+		v.clientAuth(t, obj, tlsLine)
 
 		v.duration(&l.ReadHeaderTimeout, obj, "read_header_timeout", DefaultReadHeaderTimeout, l.Line)
 		v.duration(&l.IdleTimeout, obj, "idle_timeout", DefaultIdleTimeout, l.Line)
@@ -266,6 +270,143 @@ func (v *validator) admin() {
 	default:
 		if msg := hostPort(a.Addr, false, true); msg != "" {
 			v.add(v.line(&a.Addr, a.Line), "admin: addr %s, or \"off\" to disable the admin listener", msg)
+		}
+	}
+	if a.TokenFile != "" {
+		if a.Token != "" {
+			v.add(v.line(&a.TokenFile, a.Line), "admin: set token or token_file, not both")
+		}
+		v.file(&a.TokenFile, "admin", "token_file", a.Line)
+		if b, err := os.ReadFile(a.TokenFile); err == nil {
+			a.Token = strings.TrimSpace(string(b))
+			if a.Token == "" {
+				v.add(v.line(&a.TokenFile, a.Line), "admin: token_file %q is empty", a.TokenFile)
+			}
+		}
+	}
+	if a.Token != "" && len(a.Token) < minAdminToken {
+		v.add(v.line(&a.Token, a.Line), "admin: token is %d characters; use at least %d random ones (e.g. openssl rand -hex 32)", len(a.Token), minAdminToken)
+	}
+	if a.Addr != "off" && a.Token == "" && !loopback(a.Addr) {
+		v.add(v.line(&a.Addr, a.Line), "admin: addr %q is not a loopback address, so the admin API needs a token: set token: ${DRAWBRIDGE_ADMIN_TOKEN} or token_file: FILE", a.Addr)
+	}
+}
+
+// minAdminToken is the shortest admin token accepted: anything shorter
+// can be guessed by anyone who reaches the admin port.
+const minAdminToken = 16
+
+// loopback reports whether addr's host is a loopback address or
+// "localhost"; an empty host means every interface, which is not.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// clientAuth checks a listener's mutual-TLS settings.
+func (v *validator) clientAuth(t *ListenerTLS, obj string, fallback int) {
+	switch t.ClientAuth {
+	case "", "optional", "require":
+	default:
+		v.add(v.line(&t.ClientAuth, fallback), "%s: tls.client_auth must be optional or require, got %q", obj, t.ClientAuth)
+	}
+	if t.ClientCA == "" {
+		if t.ClientAuth != "" || t.Revoked != "" {
+			v.add(v.line(&t.ClientAuth, fallback), "%s: tls.client_auth and tls.revoked need tls.client_ca: the PEM file of the CAs that sign partners' client certificates", obj)
+		}
+		return
+	}
+	if t.ClientAuth == "" {
+		t.ClientAuth = "optional"
+	}
+	v.file(&t.ClientCA, obj, "tls.client_ca", fallback)
+	if t.Revoked != "" {
+		v.file(&t.Revoked, obj, "tls.revoked", fallback)
+	}
+}
+
+// throttle checks a token bucket: rate requests/s > 0, burst >= 0.
+func (v *validator) throttle(t *Throttle, obj, key string, fallback int) {
+	if t == nil {
+		return
+	}
+	line := v.line(t, fallback)
+	if (t.Rate <= 0 || math.IsInf(t.Rate, 0) || math.IsNaN(t.Rate)) && !v.bad[&t.Rate] {
+		v.add(v.line(&t.Rate, line), "%s: %s.rate must be a number of requests per second greater than 0, got %v", obj, key, t.Rate)
+	}
+	if t.Burst < 0 {
+		v.add(v.line(&t.Burst, line), "%s: %s.burst must not be negative, got %d", obj, key, t.Burst)
+	}
+}
+
+// ipRules checks CIDRs and single addresses.
+func (v *validator) ipRules(r *IPRules, obj string, fallback int) {
+	if r == nil {
+		return
+	}
+	line := v.line(r, fallback)
+	for _, list := range []struct {
+		key string
+		v   []string
+	}{{"allow", r.Allow}, {"deny", r.Deny}} {
+		for i, entry := range list.v {
+			if _, err := netip.ParsePrefix(entry); err == nil {
+				continue
+			}
+			if _, err := netip.ParseAddr(entry); err == nil {
+				continue
+			}
+			v.add(v.line(&list.v[i], line), "%s: ip.%s: %q is not an IP address or CIDR (e.g. 203.0.113.0/24 or 2001:db8::/32)", obj, list.key, entry)
+		}
+	}
+}
+
+// cors checks a route's CORS policy.
+func (v *validator) cors(c *CORS, obj string, fallback int) {
+	if c == nil {
+		return
+	}
+	line := v.line(c, fallback)
+	if len(c.AllowOrigins) == 0 {
+		v.add(line, "%s: cors.allow_origins is required: the exact origins (https://app.example.com) or \"*\"", obj)
+	}
+	if c.AllowCredentials && slices.Contains(c.AllowOrigins, "*") {
+		v.add(v.line(&c.AllowCredentials, line), "%s: cors: allow_credentials cannot be combined with allow_origins \"*\" (browsers refuse it); list the origins", obj)
+	}
+	for i, m := range c.AllowMethods {
+		c.AllowMethods[i] = strings.ToUpper(m)
+	}
+	if v.set(&c.MaxAge) && c.MaxAge < 0 {
+		v.add(v.line(&c.MaxAge, line), "%s: cors.max_age must not be negative", obj)
+	}
+}
+
+// fingerprintRE is a client certificate fingerprint as listener.Fingerprint writes it.
+var fingerprintRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+func (v *validator) partners() {
+	for _, name := range sortedKeys(v.cfg.Partners) {
+		p := v.cfg.Partners[name]
+		if p == nil {
+			continue
+		}
+		p.Name = name
+		obj := fmt.Sprintf("partner %q", name)
+		v.ipRules(p.IP, obj, p.Line)
+		if c := p.ClientCert; c != nil {
+			for i, fp := range c.Fingerprints {
+				c.Fingerprints[i] = strings.ToLower(fp)
+				if !fingerprintRE.MatchString(c.Fingerprints[i]) {
+					v.add(v.line(&c.Fingerprints[i], p.Line), "%s: client_cert.fingerprints: %q must be sha256:<64 hex digits> of the DER certificate (openssl x509 -noout -fingerprint -sha256, without colons)", obj, fp)
+				}
+			}
 		}
 	}
 }
@@ -590,7 +731,7 @@ func (v *validator) routes() {
 		switch {
 		case r.Name != "":
 		case r.Path != "":
-			r.Name = defaultRouteName(r.Methods, r.Path)
+			r.Name = defaultRouteName(r.Methods, strings.ToLower(strings.TrimSpace(r.Host)), r.Path)
 		}
 		obj := fmt.Sprintf("route %q", r.Name)
 		if r.Name == "" {
@@ -663,8 +804,17 @@ func (v *validator) routes() {
 			}
 		}
 		v.duration(&r.Timeout, obj, "timeout", DefaultRouteTimeout, r.Line)
-		if r.APIKeyRequired {
-			v.add(v.line(&r.APIKeyRequired, r.Line), "%s: api_key_required is not implemented in this version of drawbridge; remove it or wait for API keys support", obj)
+		v.throttle(r.Throttle, obj, "throttle", r.Line)
+		v.ipRules(r.IP, obj, r.Line)
+		v.cors(r.CORS, obj, r.Line)
+		switch r.ClientCert {
+		case "":
+		case "required":
+			if !v.anyClientCA() {
+				v.add(v.line(&r.ClientCert, r.Line), "%s: client_cert: required needs a listener with tls.client_ca, or no client certificate can ever be presented", obj)
+			}
+		default:
+			v.add(v.line(&r.ClientCert, r.Line), "%s: client_cert must be \"required\" or left out, got %q", obj, r.ClientCert)
 		}
 
 		if !pathOK || !methodsOK {
@@ -702,27 +852,53 @@ func (v *validator) store() {
 		}
 	case "redis":
 		switch {
-		case s.Addr == "":
-			v.add(v.line(&s.Type, s.Line), "store: type redis needs addr: the Redis host:port, e.g. addr: 10.0.0.7:6379")
+		case s.Addr == "" && len(s.Addrs) == 0:
+			v.add(v.line(&s.Type, s.Line), "store: type redis needs addr: the Redis host:port, e.g. addr: 10.0.0.7:6379 (or addrs: [...] for a Cluster or Sentinels)")
+		case s.Addr != "" && len(s.Addrs) > 0:
+			v.add(v.line(&s.Addrs, s.Line), "store: set addr or addrs, not both")
 		default:
-			if msg := hostPort(s.Addr, true, false); msg != "" {
-				v.add(v.line(&s.Addr, s.Line), "store: addr %s", msg)
+			if s.Addr != "" {
+				s.Addrs = []string{s.Addr}
+			}
+			for i, a := range s.Addrs {
+				if msg := hostPort(a, true, false); msg != "" {
+					v.add(v.line(&s.Addrs[i], v.line(&s.Addr, s.Line)), "store: addr %s", msg)
+				}
 			}
 		}
+		if s.Prefix == "" {
+			s.Prefix = DefaultStorePrefix
+		}
+		if s.DB < 0 {
+			v.add(v.line(&s.DB, s.Line), "store: db must not be negative, got %d", s.DB)
+		}
+	}
+	v.duration(&s.FlushInterval, "store", "flush_interval", DefaultFlushInterval, s.Line)
+	v.duration(&s.Timeout, "store", "timeout", DefaultStoreTimeout, s.Line)
+	switch s.OnError {
+	case "":
+		s.OnError = DefaultStoreOnError
+	case "fail_closed", "fail_open":
+	default:
+		v.add(v.line(&s.OnError, s.Line), "store: on_error must be fail_closed or fail_open, got %q", s.OnError)
 	}
 }
 
 func (v *validator) plan(p *Plan) {
 	obj := fmt.Sprintf("plan %q", p.Name)
-	if t := p.Throttle; t != nil {
-		if t.Rate <= 0 || math.IsInf(t.Rate, 0) || math.IsNaN(t.Rate) {
-			if !v.bad[&t.Rate] {
-				v.add(v.line(&t.Rate, v.line(&p.Throttle, p.Line)), "%s: throttle.rate must be a number of requests per second greater than 0, got %v", obj, t.Rate)
-			}
+	v.throttle(p.Throttle, obj, "throttle", v.line(&p.Throttle, p.Line))
+	for _, key := range sortedKeys(p.Methods) {
+		method, path, ok := strings.Cut(key, " ")
+		mline := v.line(&p.Methods, p.Line)
+		if !ok || !slices.Contains(validMethods, strings.ToUpper(method)) || !strings.HasPrefix(path, "/") {
+			v.add(mline, "%s: methods: %q must be \"METHOD /path\" as a route declares it, e.g. \"GET /orders/{id}\"", obj, key)
+			continue
 		}
-		if t.Burst < 0 {
-			v.add(v.line(&t.Burst, v.line(&p.Throttle, p.Line)), "%s: throttle.burst must not be negative, got %d", obj, t.Burst)
+		if norm := strings.ToUpper(method) + " " + path; norm != key {
+			p.Methods[norm] = p.Methods[key]
+			delete(p.Methods, key)
 		}
+		v.throttle(p.Methods[strings.ToUpper(method)+" "+path], obj, "methods."+key, mline)
 	}
 	if q := p.Quota; q != nil {
 		qline := v.line(&p.Quota, p.Line)
@@ -747,6 +923,15 @@ func (v *validator) plan(p *Plan) {
 			v.add(v.line(&q.Offset, qline), "%s: quota.offset %d is out of range for period %s", obj, q.Offset, q.Period)
 		}
 	}
+}
+
+func (v *validator) anyClientCA() bool {
+	for _, l := range v.cfg.Listeners {
+		if l.TLS.ClientCA != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *validator) log() {

@@ -1,0 +1,360 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
+	"github.com/drawbridge-gw/drawbridge/internal/observe"
+	"github.com/drawbridge-gw/drawbridge/internal/store"
+)
+
+// Counter is what limits needs from the store: token buckets and quota
+// counters. Every store.Store is a Counter.
+type Counter interface {
+	Allow(ctx context.Context, bucket string, t store.Throttle) (store.Decision, error)
+	Consume(ctx context.Context, keyID string, w *store.Window, now time.Time) (store.QuotaDecision, error)
+}
+
+// PlanSource finds usage plans by name. Plan must return an error matching
+// store.ErrNotFound for a plan that does not exist. The lead passes a
+// cached view of the store, e.g. NewPlanCache(st, 0).
+type PlanSource interface {
+	Plan(ctx context.Context, name string) (store.Plan, error)
+}
+
+var (
+	_ Counter    = store.Store(nil)
+	_ PlanSource = store.Store(nil)
+)
+
+// Options configures the limits stage of one route. It must not be
+// modified after New.
+type Options struct {
+	// Counter holds the buckets and quota counters. Required.
+	Counter Counter
+	// Plans finds the plan of an identified key. Required when Identity is
+	// set.
+	Plans PlanSource
+	// Identity reports the caller's API key ID and plan name ("" = the key
+	// is in no plan); ok is false for anonymous requests, which only meet
+	// the route and gateway throttles. If nil, every request is anonymous.
+	// The gateway passes a func over auth.IdentityFrom.
+	Identity func(ctx context.Context) (keyID, plan string, ok bool)
+	// Gateway is the account-level throttle: one bucket ("gateway") shared
+	// by every request of every route. Nil means none.
+	Gateway *store.Throttle
+	// Route is this route's throttle (API Gateway's stage/method level):
+	// one bucket ("route:"+RouteName) for all callers. Nil means none.
+	Route *store.Throttle
+	// RouteName names the route in bucket names and metrics. Required when
+	// Route is set, since routes with the same name share a bucket.
+	RouteName string
+	// MethodKey ("GET /orders/{id}") selects a plan's per-method override
+	// in store.Plan.Methods.
+	MethodKey string
+	// FailOpen decides what happens when the Counter or Plans fail: true
+	// lets the request through (reported to OnStoreError), false answers
+	// 503 with gwresponse.ServiceUnavailable.
+	FailOpen bool
+	// Headers adds Retry-After on 429 answers and the IETF RateLimit-Policy
+	// and RateLimit fields (draft-ietf-httpapi-ratelimit-headers-10) on
+	// every answer. Off by default because API Gateway sends neither and
+	// partners compare responses.
+	Headers bool
+	// Now is the clock for quota windows; if nil, time.Now.
+	Now func() time.Time
+	// Logger receives the one-time warning about a key whose plan does
+	// not exist or is invalid; if nil, slog.Default().
+	Logger *slog.Logger
+
+	// Hooks for metrics; any may be nil. They are called on the request's
+	// goroutine and must be quick.
+
+	// OnThrottled is called for each 429 Too Many Requests with the
+	// caller's plan ("" when none).
+	OnThrottled func(plan string)
+	// OnQuotaExceeded is called for each 429 Limit Exceeded.
+	OnQuotaExceeded func(plan string)
+	// OnStoreError is called once per request whose Counter or Plans
+	// call failed, whichever FailOpen says to do next.
+	OnStoreError func(err error)
+}
+
+// Bucket names; replicas sharing a store must agree on them.
+const (
+	gatewayBucket = "gateway"
+	routePrefix   = "route:"
+	keyPrefix     = "key:"
+)
+
+// handler is the limits stage built by New.
+type handler struct {
+	o           Options
+	next        http.Handler
+	now         func() time.Time
+	log         *slog.Logger
+	routeBucket string
+	// warned holds plan names already logged as missing or invalid, so a
+	// busy key with a bad plan logs once, not once per request.
+	warned sync.Map
+}
+
+// New returns a handler that applies o's throttles and quotas and passes
+// the requests they allow to next. Invalid throttles are errors here, not
+// on a request.
+func New(o Options, next http.Handler) (http.Handler, error) {
+	if next == nil {
+		return nil, errors.New("limits: next handler is nil")
+	}
+	if o.Counter == nil {
+		return nil, errors.New("limits: no counter store")
+	}
+	if o.Identity != nil && o.Plans == nil {
+		return nil, errors.New("limits: identity set but no plan source")
+	}
+	if o.Gateway != nil {
+		if err := checkThrottle(*o.Gateway); err != nil {
+			return nil, fmt.Errorf("limits: gateway throttle: %w", err)
+		}
+	}
+	if o.Route != nil {
+		if o.RouteName == "" {
+			return nil, errors.New("limits: route throttle needs a route name")
+		}
+		if err := checkThrottle(*o.Route); err != nil {
+			return nil, fmt.Errorf("limits: route %q throttle: %w", o.RouteName, err)
+		}
+	}
+	h := &handler{o: o, next: next, now: o.Now, log: o.Logger, routeBucket: routePrefix + o.RouteName}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h, nil
+}
+
+// checkThrottle rejects buckets the store cannot run: a rate that is not a
+// positive number, or a burst below 1 (no request could ever pass).
+func checkThrottle(t store.Throttle) error {
+	if math.IsNaN(t.Rate) || math.IsInf(t.Rate, 0) || t.Rate <= 0 {
+		return fmt.Errorf("rate %v: must be a positive number of requests per second", t.Rate)
+	}
+	if t.Burst < 1 {
+		return fmt.Errorf("burst %d: must be at least 1", t.Burst)
+	}
+	return nil
+}
+
+// ServeHTTP applies the limits in this order:
+//
+//  1. The key's own bucket ("key:"+keyID, or "key:"+keyID+":"+MethodKey
+//     with the plan's per-method throttle when it overrides this method).
+//     It goes first because it is the narrowest: a partner over its own
+//     rate is refused before it spends tokens of the shared route and
+//     gateway buckets, so one noisy partner cannot starve the others.
+//  2. The route's bucket, then the gateway's. Narrow before wide again:
+//     a route over its limit must not drain the bucket every other route
+//     depends on.
+//  3. The key's quota. Last, because a quota count is never given back:
+//     a request refused by a throttle must not be charged to the partner
+//     (API Gateway does not count throttled requests either). Usage is
+//     counted even when the plan has no quota.
+//
+// A bucket that refuses takes nothing, but buckets earlier in the order
+// have already spent their token; that is the price of not locking
+// several buckets at once, and errs toward refusing, never toward
+// letting more through.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	rec := observe.RecordFrom(ctx)
+	var hdr rateHeaders
+
+	keyID, planName, identified := "", "", false
+	if h.o.Identity != nil {
+		keyID, planName, identified = h.o.Identity(ctx)
+	}
+	var plan store.Plan
+	if identified && planName != "" {
+		p, err := h.o.Plans.Plan(ctx, planName)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// AWS refuses a key that is not in a usage plan for the stage
+			// with 403 Forbidden; a key pointing at a deleted plan is the
+			// same situation, and the operator needs to hear about it.
+			h.warnPlan(planName, "key's usage plan does not exist; refusing its requests", err)
+			rec.Error = "plan not found"
+			gwresponse.Write(w, gwresponse.InvalidAPIKey)
+			return
+		case err != nil:
+			if h.storeFailed(w, r, err) {
+				h.next.ServeHTTP(w, r)
+			}
+			return
+		}
+		plan = p
+	}
+
+	// 1. The key's bucket.
+	if identified {
+		bucket, t, ok := keyThrottle(keyID, plan, h.o.MethodKey)
+		if ok {
+			if err := checkThrottle(t); err != nil {
+				h.badPlan(w, rec, planName, fmt.Errorf("throttle for %q: %w", bucket, err))
+				return
+			}
+			d, err := h.o.Counter.Allow(ctx, bucket, t)
+			if err != nil {
+				if h.storeFailed(w, r, err) {
+					h.next.ServeHTTP(w, r)
+				}
+				return
+			}
+			hdr.addThrottle("key", t, d)
+			if !d.Allowed {
+				h.throttled(w, rec, &hdr, planName, "throttled: key", d)
+				return
+			}
+		}
+	}
+
+	// 2. The route's bucket, then the gateway's.
+	for _, b := range [...]struct {
+		bucket, policy, reason string
+		t                      *store.Throttle
+	}{
+		{h.routeBucket, "route", "throttled: route", h.o.Route},
+		{gatewayBucket, "gateway", "throttled: gateway", h.o.Gateway},
+	} {
+		if b.t == nil {
+			continue
+		}
+		d, err := h.o.Counter.Allow(ctx, b.bucket, *b.t)
+		if err != nil {
+			if h.storeFailed(w, r, err) {
+				h.next.ServeHTTP(w, r)
+			}
+			return
+		}
+		hdr.addThrottle(b.policy, *b.t, d)
+		if !d.Allowed {
+			h.throttled(w, rec, &hdr, planName, b.reason, d)
+			return
+		}
+	}
+
+	// 3. The key's quota.
+	if identified {
+		now := h.now()
+		var win *store.Window
+		if plan.Quota != nil {
+			wv, err := QuotaWindow(*plan.Quota, now)
+			if err != nil {
+				h.badPlan(w, rec, planName, err)
+				return
+			}
+			win = &wv
+		}
+		qd, err := h.o.Counter.Consume(ctx, keyID, win, now)
+		if err != nil {
+			if h.storeFailed(w, r, err) {
+				h.next.ServeHTTP(w, r)
+			}
+			return
+		}
+		if win != nil {
+			hdr.addQuota(*win, qd, now)
+		}
+		if !qd.Allowed {
+			rec.Error = "quota exceeded"
+			if h.o.OnQuotaExceeded != nil {
+				h.o.OnQuotaExceeded(planName)
+			}
+			if h.o.Headers {
+				hdr.write(w.Header())
+				if win != nil {
+					w.Header().Set("Retry-After", ceilSeconds(win.End.Sub(now)))
+				}
+			}
+			gwresponse.Write(w, gwresponse.QuotaExceeded)
+			return
+		}
+	}
+
+	if h.o.Headers {
+		hdr.write(w.Header())
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+// keyThrottle picks the key's bucket: the plan's override for methodKey
+// when there is one, else the plan's throttle; ok is false when neither
+// exists.
+func keyThrottle(keyID string, p store.Plan, methodKey string) (bucket string, t store.Throttle, ok bool) {
+	if methodKey != "" {
+		if mt, found := p.Methods[methodKey]; found {
+			return keyPrefix + keyID + ":" + methodKey, mt, true
+		}
+	}
+	if p.Throttle != nil {
+		return keyPrefix + keyID, *p.Throttle, true
+	}
+	return "", store.Throttle{}, false
+}
+
+// throttled answers 429 Too Many Requests.
+func (h *handler) throttled(w http.ResponseWriter, rec *observe.Record, hdr *rateHeaders, plan, reason string, d store.Decision) {
+	rec.Error = reason
+	if h.o.OnThrottled != nil {
+		h.o.OnThrottled(plan)
+	}
+	if h.o.Headers {
+		hdr.write(w.Header())
+		w.Header().Set("Retry-After", ceilSeconds(d.RetryAfter))
+	}
+	gwresponse.Write(w, gwresponse.Throttled)
+}
+
+// storeFailed handles a failed Counter or Plans call and reports whether
+// the request may go on to next (FailOpen). A request whose client has
+// gone away is dropped without blaming the store.
+func (h *handler) storeFailed(w http.ResponseWriter, r *http.Request, err error) (pass bool) {
+	rec := observe.RecordFrom(r.Context())
+	if r.Context().Err() != nil {
+		rec.Error = "client gone"
+		return false
+	}
+	if h.o.OnStoreError != nil {
+		h.o.OnStoreError(err)
+	}
+	if h.o.FailOpen {
+		return true
+	}
+	rec.Error = "store unavailable"
+	gwresponse.Write(w, gwresponse.ServiceUnavailable)
+	return false
+}
+
+// badPlan answers 500 for a plan whose throttle or quota cannot be
+// applied: the operator's mistake, which the partner cannot fix.
+func (h *handler) badPlan(w http.ResponseWriter, rec *observe.Record, plan string, err error) {
+	h.warnPlan(plan, "key's usage plan is invalid; refusing its requests", err)
+	rec.Error = "plan invalid"
+	gwresponse.Write(w, gwresponse.APIConfigurationError)
+}
+
+// warnPlan logs msg once per plan name for the life of the handler.
+func (h *handler) warnPlan(plan, msg string, err error) {
+	if _, seen := h.warned.LoadOrStore(plan, struct{}{}); seen {
+		return
+	}
+	h.log.Warn(msg, "plan", plan, "route", h.o.RouteName, "error", err)
+}

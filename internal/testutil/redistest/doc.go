@@ -1,0 +1,9 @@
+// Package redistest runs a real redis-server on a loopback port for tests,
+// and lets a test stop, kill and restart it to exercise what happens to a
+// gateway when Redis goes away.
+//
+//	srv := redistest.Start(t) // skips when redis-server is missing, fails when CI=true
+//	st, _ := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}})
+//	srv.Kill()                // operations now fail with store.ErrUnavailable
+//	srv.Restart()             // same port, empty data set
+package redistest

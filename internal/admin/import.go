@@ -68,7 +68,6 @@ func parseCSV(data []byte) ([]ImportKey, error) {
 	data = bytes.TrimPrefix(data, []byte("\ufeff")) // spreadsheet exports start with a BOM
 	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = -1
-	r.TrimLeadingSpace = true
 	header, err := r.Read()
 	if err == io.EOF {
 		return nil, errorf(http.StatusBadRequest, "csv: empty file; want a header row with Name and Key columns")
@@ -99,25 +98,25 @@ func parseCSV(data []byte) ([]ImportKey, error) {
 			return nil, errorf(http.StatusBadRequest, "csv: %v", err)
 		}
 		line, _ := r.FieldPos(0)
-		rec = joinSingleQuoted(rec)
-		field := func(name string) string {
+		if len(rec) > len(header) {
+			rec = joinSingleQuoted(rec)
+		}
+		raw := func(name string) string {
 			if i, ok := col[name]; ok && i < len(rec) {
-				return strings.TrimSpace(rec[i])
+				return rec[i]
 			}
 			return ""
 		}
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-			continue
+		field := func(name string) string { return strings.TrimSpace(raw(name)) }
+		if len(rec) == 1 && field("name") == "" && raw("key") == "" {
+			continue // a blank line
 		}
 		k := ImportKey{
 			Name:        field("name"),
-			Value:       rec[min(col["key"], len(rec)-1)],
+			Value:       raw("key"), // exactly as given: checkValue refuses spaces at the ends
 			Description: field("description"),
 			Enabled:     true,
 			Where:       fmt.Sprintf("line %d", line),
-		}
-		if col["key"] >= len(rec) {
-			k.Value = ""
 		}
 		if e := field("enabled"); e != "" {
 			b, err := strconv.ParseBool(e)
@@ -138,25 +137,21 @@ func parseCSV(data []byte) ([]ImportKey, error) {
 
 // joinSingleQuoted rejoins a field that API Gateway's format allows to be
 // quoted with single quotes ('plan1,plan2'), which encoding/csv split at
-// its commas, and drops the quotes.
+// its commas, and drops the quotes. It is only called on a row with more
+// fields than the header.
 func joinSingleQuoted(rec []string) []string {
 	out := make([]string, 0, len(rec))
 	for i := 0; i < len(rec); i++ {
-		f := strings.TrimSpace(rec[i])
-		if !strings.HasPrefix(f, "'") {
+		if !strings.HasPrefix(strings.TrimSpace(rec[i]), "'") {
 			out = append(out, rec[i])
 			continue
 		}
-		parts := []string{f}
-		for !(len(f) >= 2 && strings.HasSuffix(f, "'") || len(parts) > 1 && strings.HasSuffix(f, "'")) && i+1 < len(rec) {
+		joined := strings.TrimSpace(rec[i])
+		for !(len(joined) >= 2 && strings.HasSuffix(joined, "'")) && i+1 < len(rec) {
 			i++
-			f = strings.TrimSpace(rec[i])
-			parts = append(parts, f)
+			joined += "," + strings.TrimSpace(rec[i])
 		}
-		joined := strings.Join(parts, ",")
-		joined = strings.TrimPrefix(joined, "'")
-		joined = strings.TrimSuffix(joined, "'")
-		out = append(out, joined)
+		out = append(out, strings.TrimSuffix(strings.TrimPrefix(joined, "'"), "'"))
 	}
 	return out
 }

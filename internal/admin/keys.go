@@ -78,7 +78,8 @@ const (
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
 func checkName(name string) error {
-	if !nameRE.MatchString(name) {
+	// "." and ".." would not survive as a URL path segment.
+	if !nameRE.MatchString(name) || name == "." || name == ".." {
 		return errorf(http.StatusBadRequest, "key name %q: want 1 to 128 characters of A-Z a-z 0-9 . _ -", name)
 	}
 	return nil

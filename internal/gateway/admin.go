@@ -1,39 +1,23 @@
 package gateway
 
 import (
-	"encoding/json"
 	"net/http"
-	"net/http/pprof"
+
+	"github.com/drawbridge-gw/drawbridge/internal/admin"
 )
 
-// adminHandler serves the operators' endpoints: /metrics, /healthz,
-// /readyz, GET /v1/upstreams and /debug/pprof/. It is read-only: nothing
-// here changes what partners see, so it needs no authentication on its
-// default loopback address.
-func (g *Gateway) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", g.metrics.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": g.opts.Version})
+// adminHandler is the admin API (package admin) over this gateway's
+// store, metrics, readiness and upstreams.
+func (g *Gateway) adminHandler(token string) http.Handler {
+	return admin.New(admin.Options{
+		Store:     g.store,
+		Token:     token,
+		Version:   g.opts.Version,
+		Metrics:   g.metrics.Handler(),
+		Ready:     g.ready.Load,
+		Upstreams: func() any { return g.upstreamStatus() },
+		Logger:    g.logger,
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		// Not ready before the listeners serve and while draining, so a
-		// load balancer in front stops sending before connections close.
-		if !g.ready.Load() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	mux.HandleFunc("GET /v1/upstreams", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, g.upstreamStatus())
-	})
-	// Profiles are how a slow gateway is diagnosed in place; they expose
-	// internals but no secrets, like the rest of this listener.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	return mux
 }
 
 // upstreamStatus is what GET /v1/upstreams returns.
@@ -63,12 +47,4 @@ func (g *Gateway) upstreamStatus() []upstreamStatus {
 		out = append(out, us)
 	}
 	return out
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/drawbridge-gw/drawbridge/internal/observe"
 	"github.com/drawbridge-gw/drawbridge/internal/proxy"
 	"github.com/drawbridge-gw/drawbridge/internal/router"
+	"github.com/drawbridge-gw/drawbridge/internal/store"
 	"github.com/drawbridge-gw/drawbridge/internal/transport"
 	"github.com/drawbridge-gw/drawbridge/internal/upstream"
 )
@@ -36,15 +37,23 @@ type chain struct {
 type builtUpstream struct {
 	pool      *upstream.Pool
 	transport *http.Transport
-	health    *config.HealthCheck
-	metrics   *observe.UpstreamMetrics
+	// healthTransport makes the active checks' connections: the same
+	// verification, but its own pool, so checks never wait behind partner
+	// traffic for a max_conns slot (a busy target is not a dead one).
+	healthTransport *http.Transport
+	health          *config.HealthCheck
+	metrics         *observe.UpstreamMetrics
 }
 
 // buildChain builds the handler chain for cfg without starting anything:
 // it does no network I/O, so it doubles as the deep check behind
 // `drawbridge validate` (certificates, keys and pins are parsed here).
-func buildChain(cfg *config.Config, metrics *observe.Metrics, logger *slog.Logger) (*chain, error) {
+func buildChain(cfg *config.Config, st store.Store, metrics *observe.Metrics, logger *slog.Logger) (*chain, error) {
 	c := &chain{cfg: cfg}
+	pc, err := newPartnerControls(cfg, st, metrics, logger)
+	if err != nil {
+		return nil, err
+	}
 	ups := make(map[string]*builtUpstream, len(cfg.Upstreams))
 	for _, name := range sortedKeys(cfg.Upstreams) {
 		u, err := buildUpstream(cfg.Upstreams[name], metrics, logger)
@@ -56,16 +65,17 @@ func buildChain(cfg *config.Config, metrics *observe.Metrics, logger *slog.Logge
 	}
 
 	routes := make([]router.Route, 0, len(cfg.Routes))
+	optionsTaken := optionsRoutes(cfg)
 	for _, rc := range cfg.Routes {
-		h, err := buildRoute(cfg, rc, ups[rc.Upstream], metrics, logger)
+		h, err := buildRoute(cfg, rc, ups[rc.Upstream], pc, metrics, logger)
 		if err != nil {
 			return nil, problem(cfg, rc.Line, err)
 		}
-		routes = append(routes, router.Route{Name: rc.Name, Host: rc.Host, Methods: rc.Methods, Path: rc.Path, Handler: h})
+		routes = append(routes, router.Route{Name: rc.Name, Host: rc.Host, Methods: routeMethods(rc, optionsTaken), Path: rc.Path, Handler: h})
 	}
 	// API Gateway answers an unknown resource, and a known resource with an
 	// undeclared method, with 403 Missing Authentication Token.
-	r, err := router.New(routes, gwresponse.Handler(gwresponse.MissingAuthenticationToken))
+	r, err := router.New(routes, noRoute)
 	if err != nil {
 		return nil, fmt.Errorf("%s: routes: %w", cfg.File, err)
 	}
@@ -102,7 +112,7 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 	if uc.TLS.MinVersion == "1.3" {
 		minVersion = tls.VersionTLS13
 	}
-	tr, err := transport.New(transport.Options{
+	opts := transport.Options{
 		Upstream:            uc.Name,
 		ServerName:          uc.TLS.ServerName,
 		CAFile:              uc.TLS.CA,
@@ -119,21 +129,23 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 		MaxConnsPerHost:     uc.MaxConns,
 		DialContext:         pool.DialContext,
 		OnVerified:          bu.metrics.CertSeen,
-	})
+	}
+	tr, err := transport.New(opts)
 	if err != nil {
 		return nil, err
 	}
 	bu.pool, bu.transport = pool, tr
+	if uc.Health != nil {
+		opts.MaxIdleConnsPerHost, opts.MaxConnsPerHost = 1, 0
+		if bu.healthTransport, err = transport.New(opts); err != nil {
+			return nil, err
+		}
+	}
 	return bu, nil
 }
 
 // buildRoute builds one route's stages, innermost first.
-func buildRoute(cfg *config.Config, rc *config.Route, bu *builtUpstream, metrics *observe.Metrics, logger *slog.Logger) (http.Handler, error) {
-	// Partner controls are parsed by config but not yet in the chain; a
-	// route must never be served without a control its config asks for.
-	if rc.APIKeyRequired || rc.Throttle != nil || rc.IP != nil || rc.CORS != nil || rc.ClientCert != "" {
-		return nil, fmt.Errorf("route %q: api_key_required, throttle, ip, cors and client_cert are not available in this build yet", rc.Name)
-	}
+func buildRoute(cfg *config.Config, rc *config.Route, bu *builtUpstream, pc *partnerControls, metrics *observe.Metrics, logger *slog.Logger) (http.Handler, error) {
 	var rewrite *router.Template
 	if rc.UpstreamPath != "" {
 		t, err := router.ParseTemplate(rc.UpstreamPath)
@@ -157,8 +169,74 @@ func buildRoute(cfg *config.Config, rc *config.Route, bu *builtUpstream, metrics
 	if err != nil {
 		return nil, err
 	}
-	return stampRoute(metrics.Route(rc.Name), p), nil
+	h, err := perMethod(rc, func(methodKey string) (http.Handler, error) { return pc.wrap(rc, methodKey, p) })
+	if err == nil {
+		h, err = withCORS(rc, h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
+	}
+	return stampRoute(metrics.Route(rc.Name), h), nil
 }
+
+// perMethod builds the partner checks once per method the route declares,
+// because a usage plan may throttle "GET /orders/{id}" differently from
+// "PUT /orders/{id}" (API Gateway's method-level throttling).
+func perMethod(rc *config.Route, build func(methodKey string) (http.Handler, error)) (http.Handler, error) {
+	if len(rc.Methods) == 1 {
+		return build(rc.Methods[0] + " " + rc.Path)
+	}
+	byMethod := make(map[string]http.Handler, len(rc.Methods))
+	for _, m := range rc.Methods {
+		h, err := build(m + " " + rc.Path)
+		if err != nil {
+			return nil, err
+		}
+		byMethod[m] = h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, ok := byMethod[r.Method]
+		if !ok {
+			// An OPTIONS the router let through for CORS, but that was
+			// not a preflight.
+			noRoute(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}), nil
+}
+
+// routeMethods are the methods the router sends to rc: its own, plus
+// OPTIONS for a CORS route, so that browsers' preflights reach the CORS
+// stage, unless some route of the same path already takes OPTIONS.
+func routeMethods(rc *config.Route, optionsTaken map[string]bool) []string {
+	key := rc.Host + " " + rc.Path
+	if rc.CORS == nil || optionsTaken[key] || slices.Contains(rc.Methods, "OPTIONS") || slices.Contains(rc.Methods, "ANY") {
+		return rc.Methods
+	}
+	optionsTaken[key] = true
+	return append(slices.Clone(rc.Methods), "OPTIONS")
+}
+
+// optionsRoutes lists the host and path of every route that declares
+// OPTIONS or ANY itself.
+func optionsRoutes(cfg *config.Config) map[string]bool {
+	taken := map[string]bool{}
+	for _, rc := range cfg.Routes {
+		if slices.Contains(rc.Methods, "OPTIONS") || slices.Contains(rc.Methods, "ANY") {
+			taken[rc.Host+" "+rc.Path] = true
+		}
+	}
+	return taken
+}
+
+var missingToken = gwresponse.Default(gwresponse.MissingAuthenticationToken)
+
+// noRoute answers requests no route takes, and says why in the access log.
+var noRoute = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	observe.RecordFrom(r.Context()).Error = "no route for method and path"
+	missingToken.Write(w)
+})
 
 // stampRoute tells the access log and metrics which route matched. It is
 // the first stage of every route so that even a request refused by a later
@@ -208,7 +286,7 @@ func (c *chain) start(logger *slog.Logger) {
 			OnResult: func(target string, up bool, _ time.Duration, _ error) {
 				um.HealthCheck(target, up)
 			},
-		}, &http.Client{Transport: u.transport}, checks)
+		}, &http.Client{Transport: u.healthTransport}, checks)
 	}
 }
 
@@ -220,6 +298,9 @@ func (c *chain) stop() {
 	}
 	for _, u := range c.upstreams {
 		u.transport.CloseIdleConnections()
+		if u.healthTransport != nil {
+			u.healthTransport.CloseIdleConnections()
+		}
 	}
 }
 

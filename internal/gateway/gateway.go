@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +18,8 @@ import (
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/listener"
 	"github.com/drawbridge-gw/drawbridge/internal/observe"
+	"github.com/drawbridge-gw/drawbridge/internal/store"
+	"github.com/drawbridge-gw/drawbridge/internal/store/memory"
 )
 
 // Options configures a Gateway.
@@ -39,6 +43,9 @@ type Gateway struct {
 	listeners []*listener.Server
 	admin     *http.Server
 	adminLn   net.Listener
+	// store lives as long as the process: a reload cannot move it (bolt
+	// holds a file lock; counters must not be lost).
+	store store.Store
 
 	current  atomic.Pointer[chain]
 	reloadMu sync.Mutex // one reload at a time
@@ -56,9 +63,14 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		o.Load = func() (*config.Config, error) { return config.Load(file) }
 	}
 	g := &Gateway{opts: o, logger: o.Logger, metrics: observe.NewMetrics(o.Version)}
-
+	st, err := OpenStore(cfg, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	g.store = st
 	c, err := g.build(cfg)
 	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	for _, lc := range cfg.Listeners {
@@ -81,7 +93,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 			return nil, fmt.Errorf("%s:%d: admin: %w", cfg.File, cfg.Admin.Line, err)
 		}
 		g.adminLn = ln
-		g.admin = &http.Server{Handler: g.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		g.admin = &http.Server{Handler: g.adminHandler(cfg.Admin.Token), ReadHeaderTimeout: 10 * time.Second}
 	}
 	g.swap(c)
 	return g, nil
@@ -101,17 +113,29 @@ func listenerOptions(lc config.Listener, g *Gateway) listener.Options {
 		ReadHeaderTimeout: lc.ReadHeaderTimeout.D(),
 		IdleTimeout:       lc.IdleTimeout.D(),
 		MaxHeaderBytes:    lc.MaxHeaderBytes,
+		ClientCAFile:      lc.TLS.ClientCA,
+		ClientAuth:        lc.TLS.ClientAuth,
+		RevokedFile:       lc.TLS.Revoked,
 		Logger:            g.logger,
 		OnCertLoaded: func(name string, leaf *x509.Certificate) {
 			g.metrics.CertExpiry("listener", name, leaf)
+			if msg := certDateProblem(leaf, time.Now()); msg != "" {
+				g.logger.Warn("listener certificate "+msg+"; partners' TLS handshakes will fail", "listener", name, "subject", leaf.Subject.String())
+			}
 		},
 	}
 }
 
-// build makes a chain for cfg and logs the insecure opt-ins it uses.
+// build makes a chain for cfg, writes its plans to the store, and logs
+// the insecure opt-ins it uses.
 func (g *Gateway) build(cfg *config.Config) (*chain, error) {
-	c, err := buildChain(cfg, g.metrics, g.logger)
+	c, err := buildChain(cfg, g.store, g.metrics, g.logger)
 	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := SeedPlans(ctx, cfg, g.store); err != nil {
 		return nil, err
 	}
 	c.accessLog, c.accessFile, err = openAccessLog(cfg)
@@ -207,16 +231,49 @@ func sameSockets(old, cfg *config.Config) error {
 		return fmt.Errorf("%s: listeners changed (%d → %d); restart drawbridge to apply", cfg.File, len(old.Listeners), len(cfg.Listeners))
 	}
 	for i, l := range cfg.Listeners {
-		o := old.Listeners[i]
-		if l.Addr != o.Addr || l.Name != o.Name || l.TLS != o.TLS || l.ReadHeaderTimeout != o.ReadHeaderTimeout ||
-			l.IdleTimeout != o.IdleTimeout || l.MaxHeaderBytes != o.MaxHeaderBytes {
-			return fmt.Errorf("%s:%d: listener %q changed; restart drawbridge to apply (certificate files are re-read on reload)", cfg.File, l.Line, l.Name)
+		if changed := listenerChanges(old.Listeners[i], l); len(changed) > 0 {
+			return fmt.Errorf("%s:%d: listener %q: %s changed; restart drawbridge to apply (certificate files themselves are re-read on reload)", cfg.File, l.Line, l.Name, strings.Join(changed, ", "))
 		}
 	}
-	if old.Admin.Addr != cfg.Admin.Addr {
-		return fmt.Errorf("%s:%d: admin addr changed; restart drawbridge to apply", cfg.File, cfg.Admin.Line)
+	if old.Admin.Addr != cfg.Admin.Addr || old.Admin.Token != cfg.Admin.Token {
+		return fmt.Errorf("%s:%d: admin addr or token changed; restart drawbridge to apply", cfg.File, cfg.Admin.Line)
+	}
+	if !sameStore(old.Store, cfg.Store) {
+		return fmt.Errorf("%s:%d: store changed; restart drawbridge to apply", cfg.File, cfg.Store.Line)
 	}
 	return nil
+}
+
+// sameStore reports whether two store settings open the same store.
+// on_error may change on reload: it is read per request.
+func sameStore(a, b config.Store) bool {
+	return a.Type == b.Type && a.Path == b.Path && a.FlushInterval == b.FlushInterval &&
+		slices.Equal(a.Addrs, b.Addrs) && a.MasterName == b.MasterName && a.Username == b.Username &&
+		a.Password == b.Password && a.DB == b.DB && a.Prefix == b.Prefix && a.Timeout == b.Timeout
+}
+
+// listenerChanges names the settings that differ between two versions of
+// a listener and cannot change on a live socket.
+func listenerChanges(o, l config.Listener) []string {
+	var changed []string
+	for _, f := range []struct {
+		name string
+		diff bool
+	}{
+		{"name", o.Name != l.Name},
+		{"addr", o.Addr != l.Addr},
+		{"tls file paths", o.TLS.Cert != l.TLS.Cert || o.TLS.Key != l.TLS.Key || o.TLS.ClientCA != l.TLS.ClientCA || o.TLS.Revoked != l.TLS.Revoked},
+		{"tls.min_version", o.TLS.MinVersion != l.TLS.MinVersion},
+		{"tls.client_auth", o.TLS.ClientAuth != l.TLS.ClientAuth},
+		{"read_header_timeout", o.ReadHeaderTimeout != l.ReadHeaderTimeout},
+		{"idle_timeout", o.IdleTimeout != l.IdleTimeout},
+		{"max_header_bytes", o.MaxHeaderBytes != l.MaxHeaderBytes},
+	} {
+		if f.diff {
+			changed = append(changed, f.name)
+		}
+	}
+	return changed
 }
 
 // Run serves until ctx is done, then drains: it stops accepting, waits up
@@ -264,6 +321,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.admin.Shutdown(sctx)
 	}
 	g.current.Load().stop()
+	// Closing the store flushes bolt's counters: a clean stop loses none.
+	if err := g.store.Close(); err != nil {
+		g.logger.Error("closing the store", "error", err.Error())
+	}
+	g.logger.Info("stopped")
 	return runErr
 }
 
@@ -291,6 +353,21 @@ func (g *Gateway) closeListeners() {
 	if g.adminLn != nil {
 		g.adminLn.Close()
 	}
+	if g.store != nil {
+		g.store.Close()
+	}
+}
+
+// certDateProblem says what is wrong with cert's validity dates at now,
+// or "" when they are fine.
+func certDateProblem(cert *x509.Certificate, now time.Time) string {
+	switch {
+	case now.After(cert.NotAfter):
+		return "expired on " + cert.NotAfter.UTC().Format(time.RFC3339)
+	case now.Before(cert.NotBefore):
+		return "is not valid before " + cert.NotBefore.UTC().Format(time.RFC3339)
+	}
+	return ""
 }
 
 // Check builds everything cfg describes without binding a socket or
@@ -313,15 +390,26 @@ func Check(cfg *config.Config) error {
 		u.transport.CloseIdleConnections()
 	}
 	for _, lc := range cfg.Listeners {
-		if _, err := listener.LoadCerts(lc.TLS.Cert, lc.TLS.Key); err != nil {
-			add(lc.TLS.Line, fmt.Errorf("listener %q: %w", lc.Name, err))
+		// listener.New reads and checks every file (certificate, key,
+		// client CAs, revoked list) without binding the socket.
+		opts := listenerOptions(lc, &Gateway{metrics: metrics, logger: discard})
+		opts.OnCertLoaded = nil
+		srv, err := listener.New(opts, http.NotFoundHandler())
+		if err != nil {
+			add(lc.TLS.Line, err)
+			continue
+		}
+		if msg := certDateProblem(srv.Certs().Leaf(), time.Now()); msg != "" {
+			add(lc.TLS.Line, fmt.Errorf("listener %q: certificate %q %s; partners' TLS handshakes would fail", lc.Name, lc.TLS.Cert, msg))
 		}
 	}
 	if len(problems) > 0 {
 		return &config.Error{Problems: problems}
 	}
-	// Routes are only checked once their upstreams build.
-	c, err := buildChain(cfg, metrics, discard)
+	// Routes are only checked once their upstreams build. A memory store
+	// stands in for the real one, which validate must not open (bolt's
+	// lock is held by the running gateway).
+	c, err := buildChain(cfg, memory.New(memory.Options{}), metrics, discard)
 	if err != nil {
 		return err
 	}

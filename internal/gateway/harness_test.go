@@ -39,7 +39,13 @@ type harness struct {
 // replaced) and serves it until the test ends.
 func startGateway(t *testing.T, yaml string) *harness {
 	t.Helper()
-	h := newHarness(t, yaml)
+	return newHarness(t, yaml).start()
+}
+
+// start loads h's config file and serves it until the test ends.
+func (h *harness) start() *harness {
+	t := h.t
+	t.Helper()
 	cfg, err := config.Load(h.cfg)
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)

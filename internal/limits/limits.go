@@ -79,7 +79,7 @@ type Options struct {
 
 	// OnThrottled is called for each 429 Too Many Requests with the
 	// caller's plan ("" when none).
-	OnThrottled func(plan string)
+	OnThrottled func(plan, level string)
 	// OnQuotaExceeded is called for each 429 Limit Exceeded.
 	OnQuotaExceeded func(plan string)
 	// OnStoreError is called once per request whose Counter or Plans
@@ -142,14 +142,16 @@ func New(o Options, next http.Handler) (http.Handler, error) {
 	return h, nil
 }
 
-// checkThrottle rejects buckets the store cannot run: a rate that is not a
-// positive number, or a burst below 1 (no request could ever pass).
+// checkThrottle rejects throttles that are not numbers of requests. A
+// rate of 0 is allowed and refuses every request, as a throttle of 0 does
+// on API Gateway (operators use it to close a method for one plan); a
+// burst below 1 counts as 1 in the stores.
 func checkThrottle(t store.Throttle) error {
-	if math.IsNaN(t.Rate) || math.IsInf(t.Rate, 0) || t.Rate <= 0 {
-		return fmt.Errorf("rate %v: must be a positive number of requests per second", t.Rate)
+	if math.IsNaN(t.Rate) || math.IsInf(t.Rate, 0) || t.Rate < 0 {
+		return fmt.Errorf("rate %v: must be a number of requests per second, 0 or more", t.Rate)
 	}
-	if t.Burst < 1 {
-		return fmt.Errorf("burst %d: must be at least 1", t.Burst)
+	if t.Burst < 0 {
+		return fmt.Errorf("burst %d: must not be negative", t.Burst)
 	}
 	return nil
 }
@@ -220,7 +222,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			hdr.addThrottle("key", t, d)
 			if !d.Allowed {
-				h.throttled(w, rec, &hdr, planName, "throttled: key", d)
+				h.throttled(w, rec, &hdr, planName, "key", d)
 				return
 			}
 		}
@@ -228,11 +230,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// 2. The route's bucket, then the gateway's.
 	for _, b := range [...]struct {
-		bucket, policy, reason string
-		t                      *store.Throttle
+		bucket, policy string
+		t              *store.Throttle
 	}{
-		{h.routeBucket, "route", "throttled: route", h.o.Route},
-		{gatewayBucket, "gateway", "throttled: gateway", h.o.Gateway},
+		{h.routeBucket, "route", h.o.Route},
+		{gatewayBucket, "gateway", h.o.Gateway},
 	} {
 		if b.t == nil {
 			continue
@@ -246,7 +248,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		hdr.addThrottle(b.policy, *b.t, d)
 		if !d.Allowed {
-			h.throttled(w, rec, &hdr, planName, b.reason, d)
+			h.throttled(w, rec, &hdr, planName, b.policy, d)
 			return
 		}
 	}
@@ -310,11 +312,12 @@ func keyThrottle(keyID string, p store.Plan, methodKey string) (bucket string, t
 	return "", store.Throttle{}, false
 }
 
-// throttled answers 429 Too Many Requests.
-func (h *handler) throttled(w http.ResponseWriter, rec *observe.Record, hdr *rateHeaders, plan, reason string, d store.Decision) {
-	rec.Error = reason
+// throttled answers 429 Too Many Requests; level is the bucket that
+// refused: key, route or gateway.
+func (h *handler) throttled(w http.ResponseWriter, rec *observe.Record, hdr *rateHeaders, plan, level string, d store.Decision) {
+	rec.Error = "throttled: " + level
 	if h.o.OnThrottled != nil {
-		h.o.OnThrottled(plan)
+		h.o.OnThrottled(plan, level)
 	}
 	if h.o.Headers {
 		hdr.write(w.Header())

@@ -18,32 +18,70 @@ import (
 	"sync/atomic"
 )
 
-// Certs holds a listener's current certificate and swaps it atomically on
-// reload. Handshakes read it without locking; reloads are serialized.
+// Certs holds a listener's current certificate and, for listeners that
+// take client certificates, the client CAs and the revoked list, and swaps
+// each atomically on reload. Handshakes read them without locking; reloads
+// are serialized.
 //
 // The zero Certs holds no certificate; use [LoadCerts].
 type Certs struct {
 	certFile, keyFile string
+	// clientCAFile and revokedFile are empty unless the listener was
+	// created with them (see [Options]).
+	clientCAFile, revokedFile string
 
-	cur atomic.Pointer[tls.Certificate]
+	cur       atomic.Pointer[tls.Certificate]
+	clientCAs atomic.Pointer[clientCAs]
+	revoked   atomic.Pointer[revokedSet]
 
 	// mu is held for a whole reload, from reading the files to calling
 	// onLoad, so concurrent reloads cannot install their results out of
 	// order. It also guards the fields below.
 	mu sync.Mutex
-	// sum is the fingerprint of the PEM bytes cur was parsed from; Watch
-	// compares against it to skip events that did not change the files.
-	sum [sha256.Size]byte
+	// sums are the fingerprints of the file contents each part was last
+	// loaded from; Watch compares against them to skip events that did not
+	// change the files.
+	sums [numParts][sha256.Size]byte
 	// onLoad, if set, is called with the leaf after every successful load,
 	// with mu held.
 	onLoad func(leaf *x509.Certificate)
+}
+
+// part is one independently reloaded piece of a listener's TLS material.
+// A broken file keeps only its own part at the previous version, so that,
+// say, a typo in the client CA file does not hold back a revocation.
+type part int
+
+// Parts in the order a reload installs them: revocations first, so a new
+// CA or certificate is never live with an older revoked list than the one
+// on disk beside it.
+const (
+	partRevoked part = iota
+	partClientCAs
+	partCert
+	numParts
+)
+
+func (p part) String() string {
+	switch p {
+	case partRevoked:
+		return "revoked file"
+	case partClientCAs:
+		return "client CA file"
+	default:
+		return "certificate"
+	}
 }
 
 // LoadCerts reads a PEM certificate (optionally followed by its
 // intermediates, leaf first) and its private key (PKCS#8, PKCS#1 or SEC 1;
 // RSA, ECDSA or Ed25519). Errors name the file and say what is wrong.
 func LoadCerts(certFile, keyFile string) (*Certs, error) {
-	c := &Certs{certFile: certFile, keyFile: keyFile}
+	return loadCerts(&Certs{certFile: certFile, keyFile: keyFile})
+}
+
+// loadCerts does the first load of c, whose file names are set.
+func loadCerts(c *Certs) (*Certs, error) {
 	if err := c.Reload(); err != nil {
 		return nil, err
 	}
@@ -69,18 +107,118 @@ func (c *Certs) Leaf() *x509.Certificate {
 	return cert.Leaf
 }
 
-// Reload reads both files again and, if they hold a valid pair, makes it
-// the certificate for new handshakes. On error the previous certificate
-// stays in use and the error is returned.
+// Reload reads the files again and makes each that is valid current for
+// new handshakes: the certificate and key (as a pair) and, if the listener
+// has them, the client CA file and the revoked file. A file with an error
+// leaves its previous version in use; the error names it, and errors from
+// several files are joined.
 func (c *Certs) Reload() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	certPEM, keyPEM, err := c.readFiles()
-	if err != nil {
-		return err
+	var errs []error
+	for _, p := range c.parts() {
+		if _, err := c.reloadPartLocked(p, nil); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	_, err = c.loadLocked(certPEM, keyPEM)
-	return err
+	return errors.Join(errs...)
+}
+
+// Revoked reports whether cert's [Fingerprint] is in the revoked list
+// currently loaded. The listener refuses revoked certificates at the
+// handshake; this lets a handler also refuse requests on connections
+// established before the certificate was revoked.
+func (c *Certs) Revoked(cert *x509.Certificate) bool {
+	return cert != nil && c.revokedFingerprint(Fingerprint(cert))
+}
+
+func (c *Certs) revokedFingerprint(fp string) bool {
+	set := c.revoked.Load()
+	if set == nil {
+		return false
+	}
+	_, ok := (*set)[fp]
+	return ok
+}
+
+// parts lists the parts c has files for, in load order.
+func (c *Certs) parts() []part {
+	var ps []part
+	if c.revokedFile != "" {
+		ps = append(ps, partRevoked)
+	}
+	if c.clientCAFile != "" {
+		ps = append(ps, partClientCAs)
+	}
+	return append(ps, partCert)
+}
+
+// reloadPartLocked reads p's files and installs them. With lastFailed
+// (from Watch) it skips files that hold what was last loaded or what last
+// failed to load, so unrelated events in the directory and a broken file
+// left in place do not cause repeated reloads or log lines. c.mu must be
+// held.
+func (c *Certs) reloadPartLocked(p part, lastFailed *[numParts][sha256.Size]byte) (tried bool, err error) {
+	data, sum, err := c.readPart(p)
+	if err != nil {
+		// A file may be missing for a moment while it is replaced; the
+		// event that completes the replacement triggers another check.
+		return true, err
+	}
+	if lastFailed != nil && (sum == c.sums[p] || sum == lastFailed[p]) {
+		return false, nil
+	}
+	if err := c.installLocked(p, data); err != nil {
+		if lastFailed != nil {
+			lastFailed[p] = sum
+		}
+		return true, err
+	}
+	c.sums[p] = sum
+	return true, nil
+}
+
+func (c *Certs) readPart(p part) (data [][]byte, sum [sha256.Size]byte, err error) {
+	var file string
+	switch p {
+	case partCert:
+		certPEM, keyPEM, err := c.readFiles()
+		if err != nil {
+			return nil, sum, err
+		}
+		return [][]byte{certPEM, keyPEM}, fingerprint(certPEM, keyPEM), nil
+	case partClientCAs:
+		file = c.clientCAFile
+	case partRevoked:
+		file = c.revokedFile
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, sum, fmt.Errorf("reading %s: %w", p, err)
+	}
+	return [][]byte{b}, sha256.Sum256(b), nil
+}
+
+// installLocked parses what readPart returned and makes it current.
+func (c *Certs) installLocked(p part, data [][]byte) error {
+	switch p {
+	case partCert:
+		_, err := c.loadLocked(data[0], data[1])
+		return err
+	case partClientCAs:
+		cas, err := parseClientCAs(c.clientCAFile, data[0])
+		if err != nil {
+			return err
+		}
+		c.clientCAs.Store(cas)
+	case partRevoked:
+		set, err := parseRevoked(c.revokedFile, data[0])
+		if err != nil {
+			return err
+		}
+		c.revoked.Store(&set)
+	}
+	return nil
 }
 
 func (c *Certs) readFiles() (certPEM, keyPEM []byte, err error) {
@@ -105,7 +243,6 @@ func (c *Certs) loadLocked(certPEM, keyPEM []byte) (*x509.Certificate, error) {
 		return nil, err
 	}
 	c.cur.Store(cert)
-	c.sum = fingerprint(certPEM, keyPEM)
 	if c.onLoad != nil {
 		c.onLoad(cert.Leaf)
 	}

@@ -44,6 +44,26 @@ type Options struct {
 	// is (re)loaded (metrics: expiry), including the first load in [New].
 	// It must not call [Certs.Reload].
 	OnCertLoaded func(listener string, leaf *x509.Certificate)
+
+	// ClientCAFile is a PEM truststore of the CAs whose client certificates
+	// are accepted (partner mTLS). Every certificate in it must be a CA.
+	// Empty means no client certificates are requested.
+	ClientCAFile string
+	// ClientAuth is [ClientAuthOptional] (the default when ClientCAFile is
+	// set: a certificate is requested and verified if given; routes decide
+	// whether they require one) or [ClientAuthRequire] (the handshake fails
+	// without a valid certificate). It must be empty without ClientCAFile.
+	ClientAuth string
+	// RevokedFile is an optional file of revoked client certificate
+	// fingerprints, one "sha256:<hex of the DER certificate>" per line
+	// ([Fingerprint]; # comments and blank lines allowed). A revoked
+	// certificate fails the handshake. It needs ClientCAFile.
+	//
+	// ClientCAFile and RevokedFile are re-read with the certificate
+	// ([Certs.Reload], [Certs.Watch]) and apply to new handshakes only:
+	// a connection established before a certificate was revoked keeps
+	// working until it closes (see [Certs.Revoked]).
+	RevokedFile string
 }
 
 // Server is one HTTPS listener. Create it with [New], bind with
@@ -56,6 +76,11 @@ type Server struct {
 	handler swapHandler
 	srv     *http.Server
 	lc      net.ListenConfig
+
+	// tlsBase is what each handshake's config is cloned from when client
+	// certificates are requested (see configForClient).
+	tlsBase    *tls.Config
+	clientAuth tls.ClientAuthType
 
 	mu sync.Mutex
 	ln net.Listener
@@ -85,7 +110,12 @@ func New(o Options, h http.Handler) (*Server, error) {
 	}
 	logger = logger.With("listener", o.Name)
 
-	certs, err := LoadCerts(o.CertFile, o.KeyFile)
+	clientAuth, err := clientAuthType(o)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: %w", o.Name, err)
+	}
+	certs, err := loadCerts(&Certs{certFile: o.CertFile, keyFile: o.KeyFile,
+		clientCAFile: o.ClientCAFile, revokedFile: o.RevokedFile})
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", o.Name, err)
 	}
@@ -95,10 +125,11 @@ func New(o Options, h http.Handler) (*Server, error) {
 	}
 
 	s := &Server{
-		name:   o.Name,
-		addr:   o.Addr,
-		logger: logger,
-		certs:  certs,
+		name:       o.Name,
+		addr:       o.Addr,
+		logger:     logger,
+		certs:      certs,
+		clientAuth: clientAuth,
 		lc: net.ListenConfig{
 			KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: DefaultKeepAlive},
 		},
@@ -108,13 +139,19 @@ func New(o Options, h http.Handler) (*Server, error) {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
+	s.tlsBase = &tls.Config{
+		MinVersion:     minVersion,
+		NextProtos:     []string{"h2", "http/1.1"},
+		GetCertificate: certs.GetCertificate,
+	}
+	tlsConfig := s.tlsBase
+	if o.ClientCAFile != "" {
+		tlsConfig = s.tlsBase.Clone()
+		tlsConfig.GetConfigForClient = s.configForClient
+	}
 	s.srv = &http.Server{
-		Handler: &s.handler,
-		TLSConfig: &tls.Config{
-			MinVersion:     minVersion,
-			NextProtos:     []string{"h2", "http/1.1"},
-			GetCertificate: certs.GetCertificate,
-		},
+		Handler:   &s.handler,
+		TLSConfig: tlsConfig,
 		// Set explicitly so that GODEBUG=http2server=0 cannot silently
 		// turn HTTP/2 off for partners.
 		Protocols:         &protocols,
@@ -124,6 +161,51 @@ func New(o Options, h http.Handler) (*Server, error) {
 		ErrorLog:          log.New(errorLogWriter{logger}, "", 0),
 	}
 	return s, nil
+}
+
+// configForClient gives each handshake the client CAs current at that
+// moment, so that reloading the CA file needs no restart, and a
+// VerifyConnection that knows the peer's address for its log line.
+//
+// Session resumption does not bypass either: crypto/tls re-checks a
+// resumed session's chains against this config's ClientCAs, and calls
+// VerifyConnection on resumed connections too.
+func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	cas := s.certs.clientCAs.Load()
+	if cas == nil {
+		return nil, errors.New("listener: no client CAs loaded")
+	}
+	var remote string
+	if hello != nil && hello.Conn != nil {
+		remote = hello.Conn.RemoteAddr().String()
+	}
+	// Session ticket keys stay those of the server's own config, since
+	// this one sets none (see tls.Config.GetConfigForClient).
+	cfg := s.tlsBase.Clone()
+	cfg.ClientCAs = cas.pool
+	cfg.ClientAuth = s.clientAuth
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		return s.verifyClient(cs, remote)
+	}
+	return cfg, nil
+}
+
+// verifyClient refuses revoked client certificates. It runs after the
+// chain was verified, so the leaf is one of our partners'.
+func (s *Server) verifyClient(cs tls.ConnectionState, remote string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	leaf := cs.PeerCertificates[0]
+	fp := Fingerprint(leaf)
+	if !s.certs.revokedFingerprint(fp) {
+		return nil
+	}
+	// Info, not debug like other handshake failures: an operator wants to
+	// see a revoked partner still trying.
+	s.logger.Info("refused revoked client certificate", "fingerprint", fp,
+		"subject", leaf.Subject.String(), "remote", remote, "resumed", cs.DidResume)
+	return fmt.Errorf("client certificate %s (%s) is revoked", fp, leaf.Subject)
 }
 
 func orDefault(v, def time.Duration) time.Duration {

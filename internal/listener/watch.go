@@ -13,19 +13,21 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// Watch reloads the certificate when either file changes on disk, until ctx
-// is done. It blocks; run it in its own goroutine.
+// Watch reloads the certificate when either file changes on disk, and the
+// client CA file and revoked file when they change, until ctx is done. It
+// blocks; run it in its own goroutine.
 //
 // It watches the files' parent directories rather than the files, because
 // the usual ways of replacing a certificate (writing a new file and renaming
 // it over the old one, or Kubernetes swapping a "..data" symlink) replace
 // the directory entry and would leave a watch on the old file dangling.
 // Events are debounced (about 100ms) so a certificate and key replaced one
-// after the other are loaded as a pair, and a reload happens only when the
-// files' contents differ from what was last loaded or last tried.
+// after the other are loaded as a pair, and a file is reloaded only when
+// its contents differ from what was last loaded or last tried.
 //
-// Reload errors are logged and the previous certificate keeps serving.
-// onReload, if not nil, is called after every reload attempt with the new
+// Reload errors are logged and the previous version of the broken file
+// keeps being used; the other files still reload. onReload, if not nil, is
+// called after every reload attempt of any of the files, with the current
 // leaf or the error.
 func (c *Certs) Watch(ctx context.Context, logger *slog.Logger, onReload func(leaf *x509.Certificate, err error)) {
 	if logger == nil {
@@ -46,20 +48,19 @@ func (c *Certs) Watch(ctx context.Context, logger *slog.Logger, onReload func(le
 		}
 	}
 
-	var lastFailed [sha256.Size]byte
+	var lastFailed [numParts][sha256.Size]byte
 	check := func() {
-		leaf, tried, err := c.reloadIfChanged(&lastFailed)
-		if !tried {
-			return
-		}
-		if err != nil {
-			logger.Error("reloading certificate; keeping the previous one", "err", err)
-		} else {
-			logger.Info("certificate reloaded", "subject", leaf.Subject.String(),
-				"serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter)
-		}
-		if onReload != nil {
-			onReload(leaf, err)
+		for _, r := range c.reloadIfChanged(&lastFailed) {
+			var leaf *x509.Certificate
+			if r.err != nil {
+				logger.Error("reloading "+r.part.String()+"; keeping the previous one", "err", r.err)
+			} else {
+				leaf = c.Leaf()
+				c.logLoaded(logger, r.part)
+			}
+			if onReload != nil {
+				onReload(leaf, r.err)
+			}
 		}
 	}
 	// The files may have changed between loading and the watch starting.
@@ -92,32 +93,45 @@ func (c *Certs) Watch(ctx context.Context, logger *slog.Logger, onReload func(le
 	}
 }
 
-// reloadIfChanged reloads unless the files hold what was last loaded or
-// what last failed to load, so unrelated events in the directory and a
-// broken file left in place do not cause repeated reloads or log lines.
-func (c *Certs) reloadIfChanged(lastFailed *[sha256.Size]byte) (leaf *x509.Certificate, tried bool, err error) {
+// reloadResult is the outcome of one part's reload attempt.
+type reloadResult struct {
+	part part
+	err  error
+}
+
+// reloadIfChanged reloads each part whose files changed; see
+// [Certs.reloadPartLocked].
+func (c *Certs) reloadIfChanged(lastFailed *[numParts][sha256.Size]byte) []reloadResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	certPEM, keyPEM, err := c.readFiles()
-	if err != nil {
-		// A file may be missing for a moment while it is replaced; the
-		// event that completes the replacement triggers another check.
-		return nil, true, err
+	var results []reloadResult
+	for _, p := range c.parts() {
+		if tried, err := c.reloadPartLocked(p, lastFailed); tried {
+			results = append(results, reloadResult{p, err})
+		}
 	}
-	sum := fingerprint(certPEM, keyPEM)
-	if sum == c.sum || sum == *lastFailed {
-		return nil, false, nil
+	return results
+}
+
+func (c *Certs) logLoaded(logger *slog.Logger, p part) {
+	switch p {
+	case partCert:
+		leaf := c.Leaf()
+		logger.Info("certificate reloaded", "subject", leaf.Subject.String(),
+			"serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter)
+	case partClientCAs:
+		logger.Info("client CA file reloaded", "file", c.clientCAFile, "cas", c.clientCAs.Load().n)
+	case partRevoked:
+		logger.Info("revoked file reloaded", "file", c.revokedFile, "revoked", len(*c.revoked.Load()))
 	}
-	leaf, err = c.loadLocked(certPEM, keyPEM)
-	if err != nil {
-		*lastFailed = sum
-	}
-	return leaf, true, err
 }
 
 func (c *Certs) watchDirs() []string {
 	var dirs []string
-	for _, f := range []string{c.certFile, c.keyFile} {
+	for _, f := range []string{c.certFile, c.keyFile, c.clientCAFile, c.revokedFile} {
+		if f == "" {
+			continue
+		}
 		dir := filepath.Dir(f)
 		if abs, err := filepath.Abs(dir); err == nil {
 			dir = abs

@@ -3,6 +3,7 @@ package observe
 import (
 	"crypto/x509"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,10 @@ type Metrics struct {
 	configReloads    *prometheus.CounterVec
 	certReloads      *prometheus.CounterVec
 	inflight         prometheus.Gauge
+	throttled        *prometheus.CounterVec
+	quotaExceeded    *prometheus.CounterVec
+	rejected         *prometheus.CounterVec
+	storeErrors      *prometheus.CounterVec
 
 	unmatched *RouteMetrics
 }
@@ -43,7 +48,7 @@ func NewMetrics(version string) *Metrics {
 		registry: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drawbridge_requests_total",
-			Help: "Partner requests by route, method and status class (2xx, 4xx, ...).",
+			Help: "Partner requests by route, method (OTHER for unusual ones) and status class: code is 2xx, 4xx, ... (499: the partner hung up first).",
 		}, []string{"route", "method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "drawbridge_request_duration_seconds",
@@ -91,6 +96,26 @@ func NewMetrics(version string) *Metrics {
 	f(m.configReloads)
 	f(m.certReloads)
 	f(m.inflight)
+	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "drawbridge_throttled_total",
+		Help: "Requests refused 429 Too Many Requests, by usage plan (\"\" without one) and level: key, route or gateway.",
+	}, []string{"plan", "level"})
+	m.quotaExceeded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "drawbridge_quota_exceeded_total",
+		Help: "Requests refused 429 Limit Exceeded because the key's quota is used up, by usage plan.",
+	}, []string{"plan"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "drawbridge_rejected_total",
+		Help: "Requests refused by a partner check, by reason (missing, invalid, disabled, expired, revoked, unavailable, ip, client_cert).",
+	}, []string{"reason"})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "drawbridge_store_errors_total",
+		Help: "Requests during which the state store could not be reached, by the action taken (fail_open, fail_closed).",
+	}, []string{"action"})
+	f(m.throttled)
+	f(m.quotaExceeded)
+	f(m.rejected)
+	f(m.storeErrors)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "drawbridge_build_info",
 		Help:        "Always 1; the version label says which drawbridge runs.",
@@ -116,23 +141,30 @@ var countedMethods = [...]string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"
 
 var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
-// RouteMetrics are one route's request counters, resolved once when the
-// route is built so the request path does no label lookups.
+// RouteMetrics are one route's request counters. Each (method, status
+// class) counter is resolved on its first use and then kept, so the
+// request path does no label lookups and /metrics lists only series that
+// happened.
 type RouteMetrics struct {
 	Name     string
-	requests [len(countedMethods)][len(codeClasses)]prometheus.Counter
+	vec      *prometheus.CounterVec
+	requests [len(countedMethods)][len(codeClasses)]atomic.Pointer[prometheus.Counter]
 	duration prometheus.Observer
 }
 
 // Route returns the counters for the route named name.
 func (m *Metrics) Route(name string) *RouteMetrics {
-	rm := &RouteMetrics{Name: name, duration: m.duration.WithLabelValues(name)}
-	for i, method := range countedMethods {
-		for j, class := range codeClasses {
-			rm.requests[i][j] = m.requests.WithLabelValues(name, method, class)
-		}
+	return &RouteMetrics{Name: name, vec: m.requests, duration: m.duration.WithLabelValues(name)}
+}
+
+func (rm *RouteMetrics) counter(method, class int) prometheus.Counter {
+	cell := &rm.requests[method][class]
+	if c := cell.Load(); c != nil {
+		return *c
 	}
-	return rm
+	c := rm.vec.WithLabelValues(rm.Name, countedMethods[method], codeClasses[class])
+	cell.Store(&c)
+	return c
 }
 
 func methodIndex(method string) int {
@@ -149,7 +181,7 @@ func (rm *RouteMetrics) observe(method string, status int, d time.Duration) {
 	if class < 0 || class >= len(codeClasses) {
 		class = len(codeClasses) - 1
 	}
-	rm.requests[methodIndex(method)][class].Inc()
+	rm.counter(methodIndex(method), class).Inc()
 	rm.duration.Observe(d.Seconds())
 }
 
@@ -209,3 +241,16 @@ func result(err error) string {
 	}
 	return "ok"
 }
+
+// Throttled counts a 429 Too Many Requests at level key, route or gateway.
+func (m *Metrics) Throttled(plan, level string) { m.throttled.WithLabelValues(plan, level).Inc() }
+
+// QuotaExceeded counts a 429 Limit Exceeded.
+func (m *Metrics) QuotaExceeded(plan string) { m.quotaExceeded.WithLabelValues(plan).Inc() }
+
+// Rejected counts a request refused by a partner check.
+func (m *Metrics) Rejected(reason string) { m.rejected.WithLabelValues(reason).Inc() }
+
+// StoreError counts a request that met an unreachable store; action is
+// what the configuration did about it (fail_open or fail_closed).
+func (m *Metrics) StoreError(action string) { m.storeErrors.WithLabelValues(action).Inc() }

@@ -58,7 +58,7 @@ func Middleware(o MiddlewareOptions, next http.Handler) http.Handler {
 		}
 		h["X-Request-Id"] = []string{reqID}
 
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, requestID: h["X-Amzn-Requestid"], clientID: h["X-Request-Id"]}
 		var body *countingBody
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength < 0 {
 			body = &countingBody{ReadCloser: r.Body}
@@ -158,7 +158,7 @@ func logAccess(o MiddlewareOptions, r *http.Request, rec *Record, sw *statusWrit
 			slog.String("upstream", rec.Upstream),
 			slog.String("target", rec.Target),
 			slog.Float64("upstream_ms", ms(rec.UpstreamDuration)),
-			slog.String("tls_upstream", tls.VersionName(rec.UpstreamTLS)),
+			slog.String("tls_upstream", upstreamTLS(rec.UpstreamTLS)),
 		)
 	}
 	if rec.Error != "" {
@@ -174,6 +174,15 @@ func tlsVersion(cs *tls.ConnectionState) string {
 		return "none"
 	}
 	return tls.VersionName(cs.Version)
+}
+
+// upstreamTLS names the backend hop's TLS version; "none" when no TLS
+// exchange completed (a plaintext opt-in, or a refused handshake).
+func upstreamTLS(v uint16) string {
+	if v == 0 {
+		return "none"
+	}
+	return tls.VersionName(v)
 }
 
 func printable(s string) bool {
@@ -193,6 +202,10 @@ type statusWriter struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
+	// The request ID headers, put back on the final response if an
+	// informational one (100 Continue sent when the body is first read)
+	// carried and cleared them.
+	requestID, clientID []string
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -200,14 +213,26 @@ func (w *statusWriter) WriteHeader(code int) {
 	if !w.wroteHeader && code >= 200 {
 		w.status = code
 		w.wroteHeader = true
+		w.restoreIDs()
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) restoreIDs() {
+	h := w.ResponseWriter.Header()
+	if _, ok := h["X-Amzn-Requestid"]; !ok {
+		h["X-Amzn-Requestid"] = w.requestID
+	}
+	if _, ok := h["X-Request-Id"]; !ok {
+		h["X-Request-Id"] = w.clientID
+	}
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if !w.wroteHeader {
 		w.status = http.StatusOK
 		w.wroteHeader = true
+		w.restoreIDs()
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)

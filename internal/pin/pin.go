@@ -156,6 +156,12 @@ func report(w io.Writer, o Options, addr, host string, cs tls.ConnectionState, n
 	if err := leaf.VerifyHostname(name); err != nil {
 		fmt.Fprintf(&b, "note: the leaf has no SAN matching %q: pins still work, but ca-based trust would be refused with a name mismatch.\n", name)
 	}
+	switch {
+	case now.After(leaf.NotAfter):
+		fmt.Fprintf(&b, "warning: the leaf expired on %s; drawbridge refuses expired certificates even when pinned, so this backend will get 502 until it serves a valid one.\n", leaf.NotAfter.UTC().Format(time.DateOnly))
+	case now.Before(leaf.NotBefore):
+		fmt.Fprintf(&b, "warning: the leaf is not valid before %s; drawbridge refuses it until then.\n", leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
 	_, err := w.Write(b.Bytes())
 	return err
 }
@@ -211,12 +217,19 @@ func validity(c *x509.Certificate, now time.Time) string {
 	const day = 24 * time.Hour
 	switch {
 	case now.After(c.NotAfter):
-		return fmt.Sprintf("EXPIRED %d days ago", int(now.Sub(c.NotAfter)/day))
+		return fmt.Sprintf("EXPIRED %s ago", days(now.Sub(c.NotAfter)/day))
 	case now.Before(c.NotBefore):
-		return fmt.Sprintf("NOT YET VALID, starts in %d days", int(c.NotBefore.Sub(now)/day))
+		return fmt.Sprintf("NOT YET VALID, starts in %s", days(c.NotBefore.Sub(now)/day))
 	default:
-		return fmt.Sprintf("%d days left", int(c.NotAfter.Sub(now)/day))
+		return fmt.Sprintf("%s left", days(c.NotAfter.Sub(now)/day))
 	}
+}
+
+func days(n time.Duration) string {
+	if n == 1 {
+		return "1 day"
+	}
+	return fmt.Sprintf("%d days", n)
 }
 
 // selfSigned reports whether c names itself as issuer and its signature

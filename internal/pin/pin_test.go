@@ -101,7 +101,7 @@ func TestRun(t *testing.T) {
 				NotBefore: time.Now().Add(-30 * 24 * time.Hour), NotAfter: time.Now().Add(-72 * time.Hour)}),
 			target:   func(s *httptest.Server) string { return s.URL },
 			wantName: "backend.internal",
-			wantOut:  []string{"EXPIRED 3 days ago"},
+			wantOut:  []string{"EXPIRED 3 days ago", "warning: the leaf expired on"},
 		},
 	}
 	for _, tt := range tests {

@@ -115,7 +115,7 @@ func (t *Target) ReportFailure() {
 	if eject {
 		t.logger.Warn("target ejected after connection failures",
 			"target", t.hostport, "failures", maxFails,
-			"window", t.passive.FailWindow, "eject_for", t.passive.EjectFor)
+			"window", t.passive.FailWindow.String(), "eject_for", t.passive.EjectFor.String())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -37,6 +38,7 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	args []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -48,6 +50,14 @@ type Server struct {
 // environment variable CI is "true" (CI must run every test).
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartArgs(t)
+}
+
+// StartArgs is Start with extra redis-server options, e.g.
+// "--cluster-enabled", "yes" or "--requirepass", "secret". Relative paths
+// are in the server's temporary directory. They apply to restarts too.
+func StartArgs(t testing.TB, args ...string) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -55,7 +65,7 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skipf("redis-server not installed: %v", err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), args: args}
 	t.Cleanup(s.kill)
 
 	var lastErr error
@@ -153,7 +163,7 @@ func (s *Server) start() error {
 // startLocked runs redis-server on s.port and waits until it answers PING.
 func (s *Server) startLocked() error {
 	logPath := filepath.Join(s.dir, "redis.log")
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -161,7 +171,9 @@ func (s *Server) startLocked() error {
 		"--dir", s.dir,
 		"--logfile", logPath,
 		"--daemonize", "no",
-	)
+	}
+	cmd := exec.Command(s.bin, append(args, s.args...)...)
+	cmd.Dir = s.dir
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("running %s: %w", s.bin, err)
@@ -192,8 +204,9 @@ func (s *Server) startLocked() error {
 	}
 }
 
-// ping sends one inline PING and expects +PONG, which also tells a
-// redis-server still loading (-LOADING) from a ready one.
+// ping sends one inline PING and expects +PONG, or -NOAUTH from a server
+// with a password, which tells a ready server from one still loading
+// (-LOADING).
 func ping(addr string) error {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -208,7 +221,7 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if line != "+PONG\r\n" {
+	if line != "+PONG\r\n" && !strings.HasPrefix(line, "-NOAUTH") {
 		return fmt.Errorf("PING: got %q, want +PONG", line)
 	}
 	return nil

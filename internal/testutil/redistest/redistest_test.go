@@ -101,3 +101,13 @@ func TestServersAreSeparate(t *testing.T) {
 		t.Fatalf("EXISTS only-a on b: got %q, %v, want \":0\"", got, err)
 	}
 }
+
+func TestStartArgs(t *testing.T) {
+	srv := StartArgs(t, "--requirepass", "pw")
+	for range 2 {
+		if got, err := command(t, srv.Addr(), "GET x"); err != nil || !strings.HasPrefix(got, "-NOAUTH") {
+			t.Fatalf("GET x without password: got %q, %v, want -NOAUTH", got, err)
+		}
+		srv.Restart() // the options apply to the new process too
+	}
+}

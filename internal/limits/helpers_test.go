@@ -1,0 +1,204 @@
+package limits
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/drawbridge-gw/drawbridge/internal/observe"
+	"github.com/drawbridge-gw/drawbridge/internal/store"
+	"github.com/drawbridge-gw/drawbridge/internal/store/memory"
+)
+
+// fakeClock is a clock tests step by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Test requests name their caller in these headers; the test's
+// identity func reads them back from the context, standing in for auth.
+const (
+	hdrKey  = "X-Test-Key"
+	hdrPlan = "X-Test-Plan"
+)
+
+type identityKey struct{}
+
+type identity struct{ keyID, plan string }
+
+func testIdentity(ctx context.Context) (string, string, bool) {
+	id, ok := ctx.Value(identityKey{}).(identity)
+	return id.keyID, id.plan, ok
+}
+
+// env is a TLS server with one limits handler per path, backed by a memory
+// store on a fake clock.
+type env struct {
+	t        *testing.T
+	st       *memory.Store
+	clock    *fakeClock
+	srv      *httptest.Server
+	client   *http.Client
+	upstream atomic.Int64 // requests that reached next
+	recErrs  chan string  // observe.Record.Error of each request, in order
+	logs     syncBuffer   // what the handlers logged
+}
+
+// syncBuffer is a bytes.Buffer safe for the handlers' goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// newEnv builds the server. routes maps a path to its options; Counter,
+// Plans, Identity and Now are filled in when nil, and RouteName defaults
+// to the path.
+func newEnv(t *testing.T, routes map[string]Options, plans ...store.Plan) *env {
+	t.Helper()
+	clock := newClock(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
+	e := &env{
+		t:       t,
+		st:      memory.New(memory.Options{Now: clock.Now}),
+		clock:   clock,
+		recErrs: make(chan string, 1024),
+	}
+	for _, p := range plans {
+		if err := e.st.PutPlan(context.Background(), p); err != nil {
+			t.Fatalf("PutPlan(%q): %v", p.Name, err)
+		}
+	}
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.upstream.Add(1)
+		io.WriteString(w, "ok")
+	})
+	mux := http.NewServeMux()
+	for path, o := range routes {
+		if o.Counter == nil {
+			o.Counter = e.st
+		}
+		if o.Plans == nil {
+			o.Plans = e.st
+		}
+		if o.Identity == nil {
+			o.Identity = testIdentity
+		}
+		if o.Now == nil {
+			o.Now = clock.Now
+		}
+		if o.RouteName == "" {
+			o.RouteName = path
+		}
+		if o.Logger == nil {
+			o.Logger = slog.New(slog.NewTextHandler(&e.logs, nil))
+		}
+		h, err := New(o, next)
+		if err != nil {
+			t.Fatalf("New(%s): %v", path, err)
+		}
+		mux.Handle(path, h)
+	}
+	e.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &observe.Record{}
+		ctx := observe.WithRecord(r.Context(), rec)
+		if k := r.Header.Get(hdrKey); k != "" {
+			ctx = context.WithValue(ctx, identityKey{}, identity{k, r.Header.Get(hdrPlan)})
+		}
+		mux.ServeHTTP(w, r.WithContext(ctx))
+		e.recErrs <- rec.Error
+	}))
+	t.Cleanup(e.srv.Close)
+	e.client = e.srv.Client()
+	return e
+}
+
+// answer is what a test request got back.
+type answer struct {
+	status int
+	body   string
+	header http.Header
+	recErr string
+}
+
+// do sends GET path as key (anonymous when key is "").
+func (e *env) do(path, key, plan string) answer {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.srv.URL+path, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set(hdrKey, key)
+		req.Header.Set(hdrPlan, plan)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("reading body of GET %s: %v", path, err)
+	}
+	return answer{status: resp.StatusCode, body: string(body), header: resp.Header, recErr: <-e.recErrs}
+}
+
+// flakyCounter wraps a working Counter and fails with
+// store.ErrUnavailable while down is set, as a Redis store does when
+// Redis is unreachable.
+type flakyCounter struct {
+	Counter
+	down atomic.Bool
+}
+
+func (f *flakyCounter) Allow(ctx context.Context, bucket string, t store.Throttle) (store.Decision, error) {
+	if f.down.Load() {
+		return store.Decision{}, fmt.Errorf("allow %q: %w", bucket, store.ErrUnavailable)
+	}
+	return f.Counter.Allow(ctx, bucket, t)
+}
+
+func (f *flakyCounter) Consume(ctx context.Context, keyID string, w *store.Window, now time.Time) (store.QuotaDecision, error) {
+	if f.down.Load() {
+		return store.QuotaDecision{}, fmt.Errorf("consume %q: %w", keyID, store.ErrUnavailable)
+	}
+	return f.Counter.Consume(ctx, keyID, w, now)
+}
+
+func throttle(rate float64, burst int) *store.Throttle {
+	return &store.Throttle{Rate: rate, Burst: burst}
+}

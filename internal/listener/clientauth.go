@@ -1,0 +1,153 @@
+package listener
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"strings"
+)
+
+// Values of [Options.ClientAuth].
+const (
+	// ClientAuthOptional requests a client certificate and verifies it if
+	// one is sent; a client without one still connects, and routes decide
+	// whether they need one.
+	ClientAuthOptional = "optional"
+	// ClientAuthRequire fails the handshake unless the client sends a
+	// certificate that verifies against the client CAs.
+	ClientAuthRequire = "require"
+)
+
+// fingerprintPrefix starts every fingerprint [Fingerprint] returns and
+// every line of a revoked file.
+const fingerprintPrefix = "sha256:"
+
+// Fingerprint returns "sha256:" followed by the lowercase hex SHA-256 of
+// the certificate's DER encoding, the form used in revoked files and to map
+// client certificates to partners. It returns "" for a nil certificate.
+//
+// The same value comes from
+// openssl x509 -in CERT -outform DER | sha256sum.
+func Fingerprint(cert *x509.Certificate) string {
+	if cert == nil {
+		return ""
+	}
+	sum := sha256.Sum256(cert.Raw)
+	return fingerprintPrefix + hex.EncodeToString(sum[:])
+}
+
+// clientAuthType maps Options.ClientAuth to the tls setting, checking that
+// the options that only make sense with a client CA file come with one.
+func clientAuthType(o Options) (tls.ClientAuthType, error) {
+	if o.ClientCAFile == "" {
+		switch {
+		case o.ClientAuth != "":
+			return tls.NoClientCert, fmt.Errorf("client auth %q needs a client CA file to verify certificates against", o.ClientAuth)
+		case o.RevokedFile != "":
+			return tls.NoClientCert, fmt.Errorf("revoked file %q needs a client CA file; without one no client certificates are requested", o.RevokedFile)
+		}
+		return tls.NoClientCert, nil
+	}
+	switch o.ClientAuth {
+	case "", ClientAuthOptional:
+		return tls.VerifyClientCertIfGiven, nil
+	case ClientAuthRequire:
+		return tls.RequireAndVerifyClientCert, nil
+	default:
+		return tls.NoClientCert, fmt.Errorf("client auth %q: want %q or %q", o.ClientAuth, ClientAuthOptional, ClientAuthRequire)
+	}
+}
+
+// clientCAs is a parsed client CA file.
+type clientCAs struct {
+	pool *x509.CertPool
+	n    int
+}
+
+// parseClientCAs reads a PEM truststore. Every certificate in it must be a
+// CA: a partner's own certificate in this file is almost always a mistake
+// (it would trust exactly that certificate, and nothing it issued).
+func parseClientCAs(file string, data []byte) (*clientCAs, error) {
+	cas := &clientCAs{pool: x509.NewCertPool()}
+	sawKey := false
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if strings.HasSuffix(block.Type, "PRIVATE KEY") {
+			sawKey = true
+			continue
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("client CA file %q: parsing certificate %d: %w", file, cas.n+1, err)
+		}
+		if !cert.BasicConstraintsValid || !cert.IsCA {
+			return nil, fmt.Errorf("client CA file %q: certificate %d (%s) is not a CA certificate; the file must hold the CAs that issue partner certificates, not the partners' certificates",
+				file, cas.n+1, cert.Subject)
+		}
+		cas.pool.AddCert(cert)
+		cas.n++
+	}
+	if cas.n > 0 {
+		return cas, nil
+	}
+	if sawKey {
+		return nil, fmt.Errorf("client CA file %q: no CERTIFICATE PEM block, but found a private key; the file must hold CA certificates only", file)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("client CA file %q: file is empty", file)
+	}
+	return nil, fmt.Errorf("client CA file %q: no PEM data with type CERTIFICATE", file)
+}
+
+// revokedSet is a parsed revoked file: fingerprints as [Fingerprint]
+// writes them.
+type revokedSet map[string]struct{}
+
+// parseRevoked reads one fingerprint per line. Blank lines and everything
+// after a # are ignored; hex digits may be in either case. An empty file is
+// an empty list, so an operator can keep the file in place with nothing
+// revoked.
+func parseRevoked(file string, data []byte) (revokedSet, error) {
+	set := revokedSet{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for line := 1; sc.Scan(); line++ {
+		text, _, _ := strings.Cut(sc.Text(), "#")
+		text = strings.TrimSpace(text)
+		if text == "" {
+			continue
+		}
+		fp, ok := normalizeFingerprint(text)
+		if !ok {
+			return nil, fmt.Errorf("revoked file %q: line %d: %q is not a fingerprint; want sha256:<64 hex digits of the DER certificate's SHA-256> (openssl x509 -in CERT -outform DER | sha256sum)",
+				file, line, text)
+		}
+		set[fp] = struct{}{}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("revoked file %q: %w", file, err)
+	}
+	return set, nil
+}
+
+func normalizeFingerprint(s string) (string, bool) {
+	prefix, digits, ok := strings.Cut(s, ":")
+	if !ok || !strings.EqualFold(prefix, "sha256") || len(digits) != 2*sha256.Size {
+		return "", false
+	}
+	if _, err := hex.DecodeString(digits); err != nil {
+		return "", false
+	}
+	return fingerprintPrefix + strings.ToLower(digits), true
+}

@@ -1,0 +1,99 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts run atomically on the server, which is what makes replicas
+// agree: no other client's command runs between a script's read and its
+// write. redis.NewScript runs them by EVALSHA and falls back to EVAL when
+// the server has not cached them (after a restart, on a new node).
+//
+// Scripts that call TIME and then write start with replicate_commands:
+// Redis 3.2 to 4 would otherwise refuse the write after a random command;
+// from Redis 5 it is the default and from 7 a no-op.
+
+// createKeyScript stores a key unless its name or hash is taken.
+// KEYS: keys hash, keyhash hash. ARGV: name, hash, JSON.
+// Returns 0 on success, 1 if the name is taken, 2 if the hash is.
+var createKeyScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 2 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+return 0
+`)
+
+// updateKeyScript replaces a key's JSON if the key exists and its stored
+// hash is the given one, so the hash index can never disagree with the key.
+// KEYS: keys hash. ARGV: name, hash, JSON.
+// Returns {1, ""} on success, {0, ""} if there is no such key, and
+// {2, stored hash} if the hash differs.
+var updateKeyScript = redis.NewScript(`
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return {0, ''} end
+local ok, k = pcall(cjson.decode, old)
+local h = ''
+if ok and type(k) == 'table' and type(k.hash) == 'string' then h = k.hash end
+if h ~= ARGV[2] then return {2, h} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return {1, ''}
+`)
+
+// keyByHashScript looks a key up through the hash index in one round trip:
+// it runs on every authenticated request.
+// KEYS: keys hash, keyhash hash. ARGV: hash. Returns the JSON or nil.
+var keyByHashScript = redis.NewScript(`
+local name = redis.call('HGET', KEYS[2], ARGV[1])
+if not name then return false end
+return redis.call('HGET', KEYS[1], name)
+`)
+
+// allowScript is GCRA (see internal/gcra) on the server's clock, in
+// microseconds so that epoch times stay exact in Lua's doubles. The bucket
+// holds the theoretical arrival time (TAT) and expires when the bucket is
+// full again, so idle buckets cost nothing.
+// KEYS: bucket. ARGV: emission interval µs, tolerance µs.
+// Returns {allowed, remaining, retry after µs, reset µs}.
+var allowScript = redis.NewScript(`
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tau = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local start = tat
+if start < now then start = now end
+local newtat = start + interval
+local ahead = newtat - now
+if ahead > tau then
+  return {0, 0, math.ceil(ahead - tau), math.ceil(start - now)}
+end
+local ttl = math.max(1, math.ceil(ahead / 1000))
+redis.call('SET', KEYS[1], string.format('%.17g', newtat), 'PX', string.format('%d', ttl))
+return {1, math.floor((tau - ahead) / interval), 0, math.ceil(ahead)}
+`)
+
+// consumeScript counts one request: against the quota window if there is
+// one (refusing, and counting nothing, at the limit), and in the day's
+// usage. The window's counter expires a day after the window ends, or a
+// day from now if that is already past.
+// KEYS: usage hash, then the quota counter when there is a window.
+// ARGV: day, limit, expiry (Unix ms).
+// Returns {allowed, used}.
+var consumeScript = redis.NewScript(`
+if redis.replicate_commands then redis.replicate_commands() end
+local used = 0
+if KEYS[2] then
+  used = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+  if used >= tonumber(ARGV[2]) then return {0, used} end
+  used = redis.call('INCR', KEYS[2])
+  if used == 1 then
+    local exp = tonumber(ARGV[3])
+    local t = redis.call('TIME')
+    local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    if exp <= nowms then exp = nowms + 86400000 end
+    redis.call('PEXPIREAT', KEYS[2], string.format('%d', exp))
+  end
+end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+return {1, used}
+`)

@@ -277,7 +277,6 @@ func openKeys(ctx context.Context, path string, stderr io.Writer) (keyBackend, e
 	return &storeKeys{st: st, desc: where}, nil
 }
 
-
 // storeKeys acts on the store directly.
 type storeKeys struct {
 	st   store.Store

@@ -2,14 +2,15 @@
 # run.sh benchmarks drawbridge against nginx doing the same job (HTTPS in,
 # HTTPS out to a self-signed backend that is verified against its
 # certificate and the name backend.internal), plus the backend on its own,
-# and writes bench/RESULTS.md. See bench/README.md.
+# and drawbridge again with API keys checked against a bolt or a redis
+# store, and writes bench/RESULTS.md. See bench/README.md.
 #
 # Knobs (environment):
 #   BENCH_ROUNDS=3           interleaved rounds
 #   BENCH_DURATION=10s       length of each measured wrk phase
 #   BENCH_WARMUP=2s          warm-up before each peer's phases
 #   BENCH_C1000_DURATION     length of the 1000-connection RSS check (default: BENCH_DURATION, at least 5s)
-#   BENCH_PEERS="nginx drawbridge direct"
+#   BENCH_PEERS="nginx drawbridge drawbridge-key-bolt drawbridge-key-redis direct"
 #   BENCH_OUT=bench/RESULTS.md
 #   DRAWBRIDGE_BIN=path      use this binary instead of building ./cmd/drawbridge
 #   BENCH_SERVER_CPU=1 BENCH_LOAD_CPU=0
@@ -21,7 +22,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
 C1000_DURATION=${BENCH_C1000_DURATION:-$DURATION}
-PEERS=${BENCH_PEERS:-nginx drawbridge direct}
+PEERS=${BENCH_PEERS:-nginx drawbridge drawbridge-key-bolt drawbridge-key-redis direct}
 SERVER_CPU=${BENCH_SERVER_CPU:-1}
 LOAD_CPU=${BENCH_LOAD_CPU:-0}
 CONNS=50
@@ -44,8 +45,15 @@ for d in "$DURATION" "$WARMUP" "$C1000_DURATION"; do
 	[[ $d =~ ^[1-9][0-9]*[sm]?$ ]] || die "duration $d: want e.g. 10s or 1m"
 done
 for p in $PEERS; do
-	case $p in nginx | drawbridge | direct) ;; *) die "BENCH_PEERS: unknown peer $p (want nginx, drawbridge, direct)" ;; esac
+	case $p in nginx | drawbridge | drawbridge-key-bolt | drawbridge-key-redis | direct) ;;
+	*) die "BENCH_PEERS: unknown peer $p (want nginx, drawbridge, drawbridge-key-bolt, drawbridge-key-redis, direct)" ;;
+	esac
 done
+
+# has_peer PEER tells whether PEER was selected.
+has_peer() { [[ " $PEERS " == *" $1 "* ]]; }
+# keyed tells whether PEER is drawbridge demanding an API key.
+keyed() { [[ $1 == drawbridge-key-* ]]; }
 
 # secs converts a wrk duration (10, 10s, 2m) to seconds.
 secs() {
@@ -62,12 +70,13 @@ secs() {
 [[ -n ${BENCH_C1000_DURATION:-} ]] || (($(secs "$C1000_DURATION") >= 5)) || C1000_DURATION=5s
 
 need=(wrk openssl go taskset ss curl pgrep)
-[[ " $PEERS " == *" nginx "* ]] && need+=(nginx)
+has_peer nginx && need+=(nginx)
+has_peer drawbridge-key-redis && need+=(redis-server)
 missing=()
 for t in "${need[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
 if ((${#missing[@]})); then
 	die "missing tools: ${missing[*]}
-  install on Debian/Ubuntu with:  apt-get install -y nginx wrk openssl util-linux iproute2 curl procps
+  install on Debian/Ubuntu with:  apt-get install -y nginx wrk redis-server openssl util-linux iproute2 curl procps
   Go: https://go.dev/dl (expects 'go' on PATH or in /usr/local/go/bin)"
 fi
 
@@ -86,7 +95,8 @@ CLK_TCK=$(getconf CLK_TCK)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/drawbridge-bench.XXXXXX")
 # nginx workers drop privileges when started as root; let them traverse.
 chmod 711 "$tmp"
-mkdir -p "$tmp/logs" "$tmp/wrk" "$tmp/nginx/logs" "$tmp/drawbridge"
+mkdir -p "$tmp/logs" "$tmp/wrk" "$tmp/nginx/logs" "$tmp/drawbridge" "$tmp/drawbridge-key-bolt" \
+	"$tmp/drawbridge-key-redis" "$tmp/redis"
 chmod 755 "$tmp/nginx"
 
 pids=()
@@ -100,7 +110,8 @@ cleanup() {
 	done
 	wait 2>/dev/null || true
 	if ((rc != 0)) && [[ -d $tmp/logs ]]; then
-		for f in "$tmp"/logs/{backend,nginx,drawbridge}.log "$tmp"/nginx/logs/error.log; do
+		for f in "$tmp"/logs/{backend,nginx,drawbridge,drawbridge-key-bolt,drawbridge-key-redis,redis,keys}.log \
+			"$tmp"/nginx/logs/error.log; do
 			[[ -s $f ]] || continue
 			printf -- '--- last lines of %s\n' "${f#"$tmp"/}" >&2
 			tail -n 15 "$f" >&2
@@ -158,6 +169,9 @@ free_port() {
 free_port BACKEND_PORT
 free_port NGINX_PORT
 free_port DRAWBRIDGE_PORT
+free_port KEY_BOLT_PORT
+free_port KEY_REDIS_PORT
+free_port REDIS_PORT
 
 # mkcert NAME CN SAN writes $tmp/NAME.crt and $tmp/NAME.key: a self-signed
 # end-entity certificate (RSA 2048, what on-prem load balancers commonly
@@ -191,7 +205,7 @@ log "building backend"
 	die "building bench/backend: $(tail -n 5 "$tmp/logs/build.log")"
 
 DRAWBRIDGE=
-if [[ " $PEERS " == *" drawbridge "* ]]; then
+if [[ " $PEERS" == *" drawbridge"* ]]; then
 	if [[ -n ${DRAWBRIDGE_BIN:-} ]]; then
 		[[ -x $DRAWBRIDGE_BIN ]] || die "DRAWBRIDGE_BIN=$DRAWBRIDGE_BIN is not executable"
 		DRAWBRIDGE=$DRAWBRIDGE_BIN
@@ -206,27 +220,51 @@ fi
 
 # --- configurations -----------------------------------------------------------
 
-cat >"$tmp/drawbridge/drawbridge.yaml" <<EOF
-listeners:
-  - name: public
-    addr: 127.0.0.1:$DRAWBRIDGE_PORT
-    tls: {cert: $tmp/front.crt, key: $tmp/front.key}
-admin:
-  addr: "off"
-upstreams:
-  backend:
-    targets: [https://127.0.0.1:$BACKEND_PORT]
-    tls:
-      server_name: backend.internal
-      ca: $tmp/backend.crt
-routes:
-  - path: /{proxy+}
-    methods: [ANY]
-    upstream: backend
-store: {type: memory}
-log:
-  access: "off"
-EOF
+# drawbridge_config PORT STORE [KEYED] prints a drawbridge configuration.
+# With KEYED, the route demands an x-api-key and a plan "gold" exists whose
+# throttle and quota are far above what the run can reach: the keyed peers
+# measure the cost of checking a key and counting it, never a refusal.
+# Admin is off, so `drawbridge keys` opens the store itself.
+drawbridge_config() {
+	local port=$1 store=$2 keyed=${3:-}
+	cat <<-EOF
+		listeners:
+		  - name: public
+		    addr: 127.0.0.1:$port
+		    tls: {cert: $tmp/front.crt, key: $tmp/front.key}
+		admin:
+		  addr: "off"
+		upstreams:
+		  backend:
+		    targets: [https://127.0.0.1:$BACKEND_PORT]
+		    tls:
+		      server_name: backend.internal
+		      ca: $tmp/backend.crt
+		routes:
+		  - path: /{proxy+}
+		    methods: [ANY]
+		    upstream: backend
+	EOF
+	if [[ -n $keyed ]]; then
+		cat <<-EOF
+			    api_key_required: true
+			plans:
+			  gold:
+			    throttle: {rate: 1000000, burst: 1000000}
+			    quota: {limit: 1000000000, period: MONTH}
+		EOF
+	fi
+	cat <<-EOF
+		store: $store
+		log:
+		  access: "off"
+	EOF
+}
+drawbridge_config "$DRAWBRIDGE_PORT" "{type: memory}" >"$tmp/drawbridge/drawbridge.yaml"
+drawbridge_config "$KEY_BOLT_PORT" "{type: bolt, path: $tmp/drawbridge-key-bolt/state.db}" keyed \
+	>"$tmp/drawbridge-key-bolt/drawbridge.yaml"
+drawbridge_config "$KEY_REDIS_PORT" "{type: redis, addr: 127.0.0.1:$REDIS_PORT}" keyed \
+	>"$tmp/drawbridge-key-redis/drawbridge.yaml"
 
 # The nginx configuration does the same job as drawbridge's, with stock
 # defaults otherwise; temp paths are set because the compiled-in ones are

@@ -65,6 +65,7 @@ plans:
 	}{
 		{"no key", nil, 403, `{"message":"Forbidden"}`},
 		{"wrong key", []string{"x-api-key", "wrong-key-0123456789-wrong"}, 403, `{"message":"Forbidden"}`},
+		{"empty key", []string{"x-api-key", ""}, 403, `{"message":"Forbidden"}`},
 		{"10 kB key", []string{"x-api-key", strings.Repeat("k", 10<<10)}, 403, `{"message":"Forbidden"}`},
 		{"non-ASCII key", []string{"x-api-key", "clé-" + goodKey}, 403, `{"message":"Forbidden"}`},
 		{"good key", []string{"x-api-key", goodKey}, 200, "backend:/orders/1"},

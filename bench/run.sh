@@ -323,13 +323,62 @@ wait_ready() {
 }
 
 # check_ok makes one verified request through a peer so a misconfigured
-# proxy fails the run instead of measuring error pages.
+# proxy fails the run instead of measuring error pages. Extra arguments go
+# to curl.
 check_ok() {
 	local port=$1 what=$2 body
-	body=$(curl -fsS --max-time 5 --cacert "$tmp/front.crt" "https://127.0.0.1:$port$URL_PATH" 2>&1) ||
+	shift 2
+	body=$(curl -fsS --max-time 5 --cacert "$tmp/front.crt" "$@" "https://127.0.0.1:$port$URL_PATH" 2>&1) ||
 		die "$what: request through https://127.0.0.1:$port failed: $body"
 	[[ $body == *backend.internal* ]] || die "$what: unexpected body: $body"
 }
+
+# check_status PORT WHAT WANT [curl args...] dies unless a request through
+# the peer answers with status WANT.
+check_status() {
+	local port=$1 what=$2 want=$3 got
+	shift 3
+	got=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$tmp/front.crt" "$@" \
+		"https://127.0.0.1:$port$URL_PATH" 2>&1) || die "$what: request through https://127.0.0.1:$port failed: $got"
+	[[ $got == "$want" ]] || die "$what: got status $got, want $want ($*)"
+}
+
+# The redis store's server is part of the server side, so it shares the
+# proxy's CPU. It lives for the whole run (the key is created once) and
+# keeps nothing on disk.
+REDIS_PID=
+start_redis() {
+	taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+		--dir "$tmp/redis" >>"$tmp/logs/redis.log" 2>&1 &
+	REDIS_PID=$!
+	pids+=("$REDIS_PID")
+	wait_ready "$REDIS_PORT" "$REDIS_PID" redis-server
+}
+
+# The keyed peers' x-api-key: 40 random alphanumerics, given with --value
+# so the script knows it without parsing it out of the CLI's output.
+API_KEY=$(openssl rand -base64 96 | tr -dc 'A-Za-z0-9')
+API_KEY=${API_KEY:0:40}
+((${#API_KEY} == 40)) || die "could not generate an API key"
+
+# create_key PEER creates the bench key in PEER's store with the gateway not
+# running, so the CLI opens the store itself.
+create_key() {
+	local peer=$1 out
+	out=$(cd "$tmp/$peer" && "$DRAWBRIDGE" keys create -c drawbridge.yaml --name bench --plan gold --value "$API_KEY" 2>&1 |
+		tee -a "$tmp/logs/keys.log") || die "$peer: drawbridge keys create: $out"
+	grep -qxF "key: $API_KEY" <<<"$out" || die "$peer: drawbridge keys create did not print the key: $out"
+}
+
+if has_peer drawbridge-key-bolt; then
+	log "creating the API key in the bolt store"
+	create_key drawbridge-key-bolt
+fi
+if has_peer drawbridge-key-redis; then
+	log "starting redis-server and creating the API key in it"
+	start_redis
+	create_key drawbridge-key-redis
+fi
 
 start_backend() {
 	taskset -c "$SERVER_CPU" "$tmp/backend" -addr "127.0.0.1:$BACKEND_PORT" \
@@ -339,9 +388,11 @@ start_backend() {
 	wait_ready "$BACKEND_PORT" "$BACKEND_PID" backend
 }
 
-# start_peer starts PEER (and the backend) and sets PEER_PID and PEER_PORT.
+# start_peer starts PEER (and the backend) and sets PEER_PID, PEER_PORT and
+# PEER_WRK_ARGS (what wrk adds to every request).
 start_peer() {
 	local peer=$1
+	PEER_WRK_ARGS=()
 	start_backend
 	case $peer in
 	direct)
@@ -357,15 +408,27 @@ start_peer() {
 			-e "$tmp/nginx/logs/error.log" >>"$tmp/logs/nginx.log" 2>&1 &
 		PEER_PID=$! PEER_PORT=$NGINX_PORT
 		;;
-	drawbridge)
-		(cd "$tmp/drawbridge" && exec taskset -c "$SERVER_CPU" "$DRAWBRIDGE" serve -c drawbridge.yaml) \
-			>>"$tmp/logs/drawbridge.log" 2>&1 &
-		PEER_PID=$! PEER_PORT=$DRAWBRIDGE_PORT
+	drawbridge | drawbridge-key-*)
+		(cd "$tmp/$peer" && exec taskset -c "$SERVER_CPU" "$DRAWBRIDGE" serve -c drawbridge.yaml) \
+			>>"$tmp/logs/$peer.log" 2>&1 &
+		PEER_PID=$!
+		case $peer in
+		drawbridge) PEER_PORT=$DRAWBRIDGE_PORT ;;
+		drawbridge-key-bolt) PEER_PORT=$KEY_BOLT_PORT ;;
+		drawbridge-key-redis) PEER_PORT=$KEY_REDIS_PORT ;;
+		esac
 		;;
 	esac
 	pids+=("$PEER_PID")
 	wait_ready "$PEER_PORT" "$PEER_PID" "$peer"
-	check_ok "$PEER_PORT" "$peer"
+	if keyed "$peer"; then
+		# A keyed peer that let requests through without the key would
+		# measure plain drawbridge under another name.
+		check_status "$PEER_PORT" "$peer" 403
+		check_status "$PEER_PORT" "$peer" 403 -H "x-api-key: not-the-bench-key-0123456789"
+		PEER_WRK_ARGS=(-H "x-api-key: $API_KEY")
+	fi
+	check_ok "$PEER_PORT" "$peer" ${PEER_WRK_ARGS[@]+"${PEER_WRK_ARGS[@]}"}
 }
 
 stop_peer() {
@@ -429,7 +492,7 @@ sample_peak() {
 wrk_run() {
 	local name=$1 port=$2 conns=$3 dur=$4
 	shift 4
-	taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"$dur" --latency "$@" \
+	taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"$dur" --latency ${PEER_WRK_ARGS[@]+"${PEER_WRK_ARGS[@]}"} "$@" \
 		"https://127.0.0.1:$port$URL_PATH" >"$tmp/wrk/$name.txt" 2>&1 ||
 		die "wrk $name: $(tail -n 5 "$tmp/wrk/$name.txt")"
 }

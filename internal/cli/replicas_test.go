@@ -192,4 +192,3 @@ func waitWithin(t *testing.T, what string, since time.Time, limit time.Duration,
 		time.Sleep(25 * time.Millisecond)
 	}
 }
-

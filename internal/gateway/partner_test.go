@@ -98,7 +98,7 @@ plans:
 	if strings.Contains(string(log), goodKey) {
 		t.Errorf("access log contains the key value")
 	}
-	if !strings.Contains(h.adminGet("/metrics"), `drawbridge_rejected_total{reason="missing"} 1`) {
+	if !strings.Contains(h.adminGet("/metrics"), `drawbridge_rejected_total{reason="missing"} 2`) { // no key and an empty one
 		t.Errorf("metrics do not count the missing key")
 	}
 }

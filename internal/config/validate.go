@@ -913,7 +913,8 @@ func (v *validator) plan(p *Plan) {
 		case "WEEK":
 			maxOffset = 6
 		case "MONTH":
-			maxOffset = math.MaxInt64
+			// Day 1 to 28 of the month (offset 0 to 27): every month has them.
+			maxOffset = 27
 		default:
 			if !v.bad[&q.Period] {
 				v.add(v.line(&q.Period, qline), "%s: quota.period must be DAY, WEEK or MONTH, got %q", obj, q.Period)

@@ -329,6 +329,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return runErr
 }
 
+// Store is the gateway's state store, for tools that run in the same
+// process (the quickstart creates its demo key with it).
+func (g *Gateway) Store() store.Store { return g.store }
+
 // ListenerAddrs are the bound partner addresses, in config order.
 func (g *Gateway) ListenerAddrs() []net.Addr {
 	addrs := make([]net.Addr, len(g.listeners))

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/drawbridge-gw/drawbridge/internal/admin"
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/gateway"
 	"github.com/drawbridge-gw/drawbridge/internal/transport"
@@ -31,9 +32,9 @@ type Options struct {
 	Addr string
 	// Version is reported by the gateway.
 	Version string
-	// Ready, if set, is called with the gateway's address and the folder
-	// holding its files once it serves (tests use it).
-	Ready func(addr net.Addr, dir string)
+	// Ready, if set, is called with the gateway's address, the folder
+	// holding its files, and the demo API key once it serves (tests use it).
+	Ready func(addr net.Addr, dir, apiKey string)
 }
 
 // backendName is the name on the demo backend's certificate. It resolves
@@ -84,6 +85,10 @@ func Run(ctx context.Context, stdout, stderr io.Writer, o Options) error {
 	if err != nil {
 		return fmt.Errorf("%w (pick another address with --addr)", err)
 	}
+	_, apiKey, err := admin.CreateKey(ctx, g.Store(), admin.CreateKeyRequest{Name: "demo-partner", Plan: "demo"}, time.Now())
+	if err != nil {
+		return fmt.Errorf("creating the demo API key: %w", err)
+	}
 	addr := g.ListenerAddrs()[0]
 	port := addr.(*net.TCPAddr).Port
 	caFile := filepath.Join(dir, "gateway.crt")
@@ -92,21 +97,25 @@ func Run(ctx context.Context, stdout, stderr io.Writer, o Options) error {
   demo backend   https://%s  self-signed certificate for %q
   backend pin    %s
   gateway        https://localhost:%d  → verifies the backend by that pin
+  demo API key   %s  (plan "demo": 5 requests/s, burst 10, 1000 a day)
 
 The gateway's config (%s):
 
 %s
 Try it (in another terminal):
 
-  curl --cacert %s https://localhost:%d/orders/42
-  curl --cacert %s -i https://localhost:%d/nowhere   # 403, as API Gateway answers
+  curl --cacert %s https://localhost:%d/hello
+  curl --cacert %s -H 'x-api-key: %s' https://localhost:%d/orders/42
+  curl --cacert %s -i https://localhost:%d/orders/42     # no key: 403 {"message":"Forbidden"}
+  curl --cacert %s -i https://localhost:%d/nowhere       # 403 Missing Authentication Token
 
 See the pin for yourself:   go run ./cmd/drawbridge pin https://%s --server-name %s
 
 Press Ctrl-C to stop.
-`, backendAddr, backendName, backendPin, port, cfgPath, indent(cfgText), caFile, port, caFile, port, backendAddr, backendName)
+`, backendAddr, backendName, backendPin, port, apiKey, cfgPath, indent(cfgText),
+		caFile, port, caFile, apiKey, port, caFile, port, caFile, port, backendAddr, backendName)
 	if o.Ready != nil {
-		o.Ready(addr, dir)
+		o.Ready(addr, dir, apiKey)
 	}
 	// The access log goes to stderr so each curl shows up as it happens.
 	return g.Run(ctx)
@@ -129,10 +138,15 @@ routes:
     methods: [GET]
     upstream: onprem
     upstream_path: /api/v1/orders/{id}
+    api_key_required: true
   - path: /hello
     methods: [GET]
     upstream: onprem
 store: {type: memory}
+plans:
+  demo:
+    throttle: {rate: 5, burst: 10}
+    quota: {limit: 1000, period: DAY}
 log: {access: stderr}
 `
 

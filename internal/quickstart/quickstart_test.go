@@ -22,14 +22,14 @@ func TestQuickstart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type ready struct {
-		addr net.Addr
-		dir  string
+		addr     net.Addr
+		dir, key string
 	}
 	readyCh := make(chan ready, 1)
 	var stdout strings.Builder
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, &stdout, io.Discard, Options{Addr: "127.0.0.1:0", Ready: func(a net.Addr, dir string) { readyCh <- ready{a, dir} }})
+		done <- Run(ctx, &stdout, io.Discard, Options{Addr: "127.0.0.1:0", Ready: func(a net.Addr, dir, key string) { readyCh <- ready{a, dir, key} }})
 	}()
 	var r ready
 	select {
@@ -53,7 +53,20 @@ func TestQuickstart(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: 10 * time.Second}
 	base := "https://localhost:" + strings.TrimPrefix(r.addr.String(), "127.0.0.1:")
 
+	if !strings.Contains(stdout.String(), "x-api-key: "+r.key) {
+		t.Errorf("quickstart output does not show the curl with the demo key:\n%s", stdout.String())
+	}
 	resp, err := client.Get(base + "/orders/42")
+	if err != nil {
+		t.Fatalf("GET /orders/42 without a key: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("GET /orders/42 without a key: got %d, want 403", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", base+"/orders/42", nil)
+	req.Header.Set("x-api-key", r.key)
+	resp, err = client.Do(req)
 	if err != nil {
 		t.Fatalf("GET /orders/42: %v", err)
 	}

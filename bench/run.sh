@@ -734,7 +734,7 @@ EOF
 						(p == "drawbridge-key-redis" ? sprintf("%.0f", median(vals[p SUBSEP "ka" SUBSEP "scpu"])) : "–")
 				}
 				print ""
-				print "Ratios are keep-alive medians unless named; p99 and CPU are from the keep-alive phase. The redis column is redis-server's own CPU per request, on top of the proxy's."
+				print "Ratios are keep-alive medians unless named; p99 and CPU are from the keep-alive phase. The redis column is the CPU redis-server used per request, on top of the proxy CPU."
 			}
 			print ""
 			print "## RSS at 1000 keep-alive connections"

@@ -300,7 +300,22 @@ func parsePair(certFile string, certPEM []byte, keyFile string, keyPEM []byte) (
 }
 
 func parseChain(file string, data []byte) ([]*x509.Certificate, error) {
-	var chain []*x509.Certificate
+	chain, err := parseCertificates("certificate file", file, data)
+	if err != nil {
+		return nil, err
+	}
+	if chain == nil {
+		return nil, fmt.Errorf("certificate file %q: no CERTIFICATE PEM block, but found a private key; were the certificate and key files switched?", file)
+	}
+	return chain, nil
+}
+
+// parseCertificates parses every CERTIFICATE block of data, in order. It
+// returns nil, nil when data has none but holds a private key, so the
+// caller can say which mix-up that is; other empty inputs are errors.
+// what names the file's role in messages ("certificate file").
+func parseCertificates(what, file string, data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
 	sawKey := false
 	for rest := data; ; {
 		var block *pem.Block
@@ -317,20 +332,19 @@ func parseChain(file string, data []byte) ([]*x509.Certificate, error) {
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("certificate file %q: parsing certificate %d: %w", file, len(chain)+1, err)
+			return nil, fmt.Errorf("%s %q: parsing certificate %d: %w", what, file, len(certs)+1, err)
 		}
-		chain = append(chain, c)
+		certs = append(certs, c)
 	}
-	if len(chain) > 0 {
-		return chain, nil
+	switch {
+	case len(certs) > 0:
+		return certs, nil
+	case sawKey:
+		return nil, nil
+	case len(bytes.TrimSpace(data)) == 0:
+		return nil, fmt.Errorf("%s %q: file is empty", what, file)
 	}
-	if sawKey {
-		return nil, fmt.Errorf("certificate file %q: no CERTIFICATE PEM block, but found a private key; were the certificate and key files switched?", file)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("certificate file %q: file is empty", file)
-	}
-	return nil, fmt.Errorf("certificate file %q: no PEM data with type CERTIFICATE", file)
+	return nil, fmt.Errorf("%s %q: no PEM data with type CERTIFICATE", what, file)
 }
 
 func parseKey(file string, data []byte) (crypto.Signer, error) {

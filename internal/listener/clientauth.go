@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"strings"
 )
@@ -73,42 +72,23 @@ type clientCAs struct {
 // CA: a partner's own certificate in this file is almost always a mistake
 // (it would trust exactly that certificate, and nothing it issued).
 func parseClientCAs(file string, data []byte) (*clientCAs, error) {
+	certs, err := parseCertificates("client CA file", file, data)
+	if err != nil {
+		return nil, err
+	}
+	if certs == nil {
+		return nil, fmt.Errorf("client CA file %q: no CERTIFICATE PEM block, but found a private key; the file must hold CA certificates only", file)
+	}
 	cas := &clientCAs{pool: x509.NewCertPool()}
-	sawKey := false
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if strings.HasSuffix(block.Type, "PRIVATE KEY") {
-			sawKey = true
-			continue
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("client CA file %q: parsing certificate %d: %w", file, cas.n+1, err)
-		}
+	for i, cert := range certs {
 		if !cert.BasicConstraintsValid || !cert.IsCA {
 			return nil, fmt.Errorf("client CA file %q: certificate %d (%s) is not a CA certificate; the file must hold the CAs that issue partner certificates, not the partners' certificates",
-				file, cas.n+1, cert.Subject)
+				file, i+1, cert.Subject)
 		}
 		cas.pool.AddCert(cert)
 		cas.n++
 	}
-	if cas.n > 0 {
-		return cas, nil
-	}
-	if sawKey {
-		return nil, fmt.Errorf("client CA file %q: no CERTIFICATE PEM block, but found a private key; the file must hold CA certificates only", file)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("client CA file %q: file is empty", file)
-	}
-	return nil, fmt.Errorf("client CA file %q: no PEM data with type CERTIFICATE", file)
+	return cas, nil
 }
 
 // revokedSet is a parsed revoked file: fingerprints as [Fingerprint]

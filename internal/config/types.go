@@ -96,6 +96,9 @@ type Admin struct {
 	// address. Never logged.
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
+	// TLS serves the admin API over HTTPS; required when Addr is not a
+	// loopback address. Only cert, key and min_version apply.
+	TLS *ListenerTLS `yaml:"tls"`
 }
 
 // Upstream is a named pool of backend targets reached over verified TLS.
@@ -284,6 +287,13 @@ type Store struct {
 	Username   string   `yaml:"username"`
 	Password   string   `yaml:"password"` // write it as ${ENV_VAR}; never logged
 	DB         int      `yaml:"db"`
+	// TLS verifies Redis's certificate as an upstream's is verified (ca,
+	// pins, server_name, client_cert). Required when Redis is not on this
+	// machine, unless AllowInsecure.
+	TLS *UpstreamTLS `yaml:"tls"`
+	// AllowInsecure permits plaintext to a Redis on another machine, or
+	// tls.insecure_skip_verify. It is insecure: every start warns.
+	AllowInsecure bool `yaml:"allow_insecure"`
 	// Prefix is put before every Redis key. It defaults to "{drawbridge}:"
 	// (a hash tag, so scripts work on a Cluster).
 	Prefix string `yaml:"prefix"`

@@ -261,6 +261,31 @@ func (v *validator) listeners() {
 	}
 }
 
+// upstreamTLS checks the client side of a verified TLS connection: pins,
+// client certificate, files, server name, version. Upstreams and the
+// Redis store share it.
+func (v *validator) upstreamTLS(t *UpstreamTLS, obj string, tlsLine int) {
+	for i, pin := range t.Pins {
+		if !validPin(pin) {
+			v.add(v.line(&t.Pins[i], v.line(&t.Pins, tlsLine)), "%s: tls.pins[%d]: %q is not a pin; want \"sha256/\" and the standard base64 of the SHA-256 of the certificate's public key (44 characters), as printed by \"drawbridge pin\"", obj, i, pin)
+		}
+	}
+	if (t.ClientCert == "") != (t.ClientKey == "") {
+		missing, have := "tls.client_key", "tls.client_cert"
+		if t.ClientCert == "" {
+			missing, have = have, missing
+		}
+		v.add(tlsLine, "%s: %s is set but %s is not; client certificates need both", obj, have, missing)
+	}
+	v.file(&t.CA, obj, "tls.ca", tlsLine)
+	v.file(&t.ClientCert, obj, "tls.client_cert", tlsLine)
+	v.file(&t.ClientKey, obj, "tls.client_key", tlsLine)
+	if t.ServerName != "" && strings.ContainsAny(t.ServerName, ":/ ") && net.ParseIP(t.ServerName) == nil {
+		v.add(v.line(&t.ServerName, tlsLine), "%s: tls.server_name %q must be a bare host name, without scheme, port or path", obj, t.ServerName)
+	}
+	v.tlsVersion(&t.MinVersion, obj, "tls.min_version", DefaultUpstreamMinVersion, tlsLine)
+}
+
 func (v *validator) admin() {
 	a := &v.cfg.Admin
 	switch a.Addr {
@@ -287,9 +312,36 @@ func (v *validator) admin() {
 	if a.Token != "" && len(a.Token) < minAdminToken {
 		v.add(v.line(&a.Token, a.Line), "admin: token is %d characters; use at least %d random ones (e.g. openssl rand -hex 32)", len(a.Token), minAdminToken)
 	}
-	if a.Addr != "off" && a.Token == "" && !loopback(a.Addr) {
-		v.add(v.line(&a.Addr, a.Line), "admin: addr %q is not a loopback address, so the admin API needs a token: set token: ${DRAWBRIDGE_ADMIN_TOKEN} or token_file: FILE", a.Addr)
+	if a.Addr != "off" && !loopback(a.Addr) {
+		if a.Token == "" {
+			v.add(v.line(&a.Addr, a.Line), "admin: addr %q is not a loopback address, so the admin API needs a token: set token: ${DRAWBRIDGE_ADMIN_TOKEN} or token_file: FILE", a.Addr)
+		}
+		if a.TLS == nil {
+			v.add(v.line(&a.Addr, a.Line), "admin: addr %q is not a loopback address, so the admin API needs tls: {cert: FILE, key: FILE}: the token and new key values must not cross the network in clear", a.Addr)
+		}
 	}
+	if t := a.TLS; t != nil {
+		line := v.line(t, a.Line)
+		if t.Cert == "" || t.Key == "" {
+			v.add(line, "admin: tls needs cert and key (PEM files)")
+		}
+		v.file(&t.Cert, "admin", "tls.cert", line)
+		v.file(&t.Key, "admin", "tls.key", line)
+		v.tlsVersion(&t.MinVersion, "admin", "tls.min_version", DefaultListenerMinVersion, line)
+		if t.ClientCA != "" || t.ClientAuth != "" || t.Revoked != "" {
+			v.add(line, "admin: tls.client_ca, client_auth and revoked are for partner listeners; the admin API uses a token")
+		}
+	}
+}
+
+// allLoopback reports whether every addr is on this machine.
+func allLoopback(addrs []string) bool {
+	for _, a := range addrs {
+		if !loopback(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // minAdminToken is the shortest admin token accepted: anything shorter
@@ -512,25 +564,7 @@ func (v *validator) upstream(u *Upstream) {
 		v.add(tlsLine, "%s: no way to verify the backend's certificate: set tls.ca to the PEM file of its CA (or of the self-signed certificate itself), "+
 			"or tls.pins to its public-key pin (run \"drawbridge pin %s\" to get one), or tls.system_roots: true if its certificate is publicly trusted", obj, firstHTTPS)
 	}
-	for i, pin := range t.Pins {
-		if !validPin(pin) {
-			v.add(v.line(&t.Pins[i], v.line(&t.Pins, tlsLine)), "%s: tls.pins[%d]: %q is not a pin; want \"sha256/\" and the standard base64 of the SHA-256 of the certificate's public key (44 characters), as printed by \"drawbridge pin\"", obj, i, pin)
-		}
-	}
-	if (t.ClientCert == "") != (t.ClientKey == "") {
-		missing, have := "tls.client_key", "tls.client_cert"
-		if t.ClientCert == "" {
-			missing, have = have, missing
-		}
-		v.add(tlsLine, "%s: %s is set but %s is not; client certificates need both", obj, have, missing)
-	}
-	v.file(&t.CA, obj, "tls.ca", tlsLine)
-	v.file(&t.ClientCert, obj, "tls.client_cert", tlsLine)
-	v.file(&t.ClientKey, obj, "tls.client_key", tlsLine)
-	if t.ServerName != "" && strings.ContainsAny(t.ServerName, ":/ ") && net.ParseIP(t.ServerName) == nil {
-		v.add(v.line(&t.ServerName, tlsLine), "%s: tls.server_name %q must be a bare host name, without scheme, port or path", obj, t.ServerName)
-	}
-	v.tlsVersion(&t.MinVersion, obj, "tls.min_version", DefaultUpstreamMinVersion, tlsLine)
+	v.upstreamTLS(t, obj, tlsLine)
 
 	if u.HTTP2 == nil {
 		on := DefaultHTTP2
@@ -868,6 +902,20 @@ func (v *validator) store() {
 		}
 		if s.Prefix == "" {
 			s.Prefix = DefaultStorePrefix
+		}
+		switch {
+		case s.TLS != nil:
+			line := v.line(s.TLS, s.Line)
+			t := s.TLS
+			if !t.InsecureSkipVerify && t.CA == "" && len(t.Pins) == 0 && !t.SystemRoots {
+				v.add(line, "store: tls needs a way to verify Redis's certificate: ca, pins or system_roots (run \"drawbridge pin https://HOST:PORT\" against its TLS port to get a pin)")
+			}
+			if t.InsecureSkipVerify && !s.AllowInsecure {
+				v.add(v.line(&t.InsecureSkipVerify, line), "store: tls.insecure_skip_verify needs allow_insecure: true on the store as well (insecure: Redis is then not authenticated)")
+			}
+			v.upstreamTLS(t, "store", line)
+		case !s.AllowInsecure && !allLoopback(s.Addrs):
+			v.add(v.line(&s.Type, s.Line), "store: Redis at %s is not on this machine, so the connection needs tls: {ca: FILE} (or pins); set allow_insecure: true to use plaintext anyway (insecure: the password, key hashes and counters cross the network in clear)", strings.Join(s.Addrs, ", "))
 		}
 		if s.DB < 0 {
 			v.add(v.line(&s.DB, s.Line), "store: db must not be negative, got %d", s.DB)

@@ -31,5 +31,13 @@ func (c *Config) Warnings() []string {
 			warn(&u.TLS.InsecureSkipVerify, u.TLS.Line, "upstream %q: tls.insecure_skip_verify is true; the backend's certificate is not verified, so anyone on the path can impersonate it", name)
 		}
 	}
+	if s := c.Store; s.Type == "redis" {
+		switch {
+		case s.TLS == nil && !allLoopback(s.Addrs):
+			warn(&s.AllowInsecure, s.Line, "store: Redis at %v is reached in plaintext (allow_insecure: true); its password, key hashes and counters cross the network in clear", s.Addrs)
+		case s.TLS != nil && s.TLS.InsecureSkipVerify:
+			warn(&s.TLS.InsecureSkipVerify, s.Line, "store: tls.insecure_skip_verify is true; Redis's certificate is not verified")
+		}
+	}
 	return out
 }

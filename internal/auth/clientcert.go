@@ -1,20 +1,15 @@
 package auth
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 
+	"github.com/drawbridge-gw/drawbridge/internal/certid"
 	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
 	"github.com/drawbridge-gw/drawbridge/internal/observe"
 )
-
-// fingerprintPrefix starts every certificate fingerprint.
-const fingerprintPrefix = "sha256:"
 
 // ClientCertOptions configures NewClientCertCheck.
 type ClientCertOptions struct {
@@ -42,7 +37,9 @@ type PartnerMatch struct {
 	// e.g. "CN=acme client,O=Acme".
 	Subjects []string
 	// Fingerprints are "sha256:<hex of the certificate's DER>", hex in
-	// either case, optionally with colons between bytes as openssl prints.
+	// either case, optionally with colons between bytes as openssl prints:
+	// any form certid.Parse accepts, the rule the listener's revoked file
+	// follows too.
 	Fingerprints []string
 }
 
@@ -51,7 +48,7 @@ type clientCertCheck struct {
 	required      bool
 	anyPartner    bool
 	bySubject     map[string]string
-	byFingerprint map[[sha256.Size]byte]string
+	byFingerprint map[string]string // by certid.Parse's form
 	onReject      func(string)
 	next          http.Handler
 }
@@ -72,7 +69,7 @@ func NewClientCertCheck(o ClientCertOptions, next http.Handler) (http.Handler, e
 		required:      o.Required,
 		anyPartner:    len(o.Partners) > 0,
 		bySubject:     make(map[string]string),
-		byFingerprint: make(map[[sha256.Size]byte]string),
+		byFingerprint: make(map[string]string),
 		onReject:      o.OnReject,
 		next:          next,
 	}
@@ -107,7 +104,7 @@ func NewClientCertCheck(o ClientCertOptions, next http.Handler) (http.Handler, e
 			c.bySubject[s] = name
 		}
 		for _, f := range m.Fingerprints {
-			d, err := parseFingerprint(f)
+			d, err := certid.Parse(f)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("client cert partner %q: %w", name, err))
 				continue
@@ -125,23 +122,6 @@ func NewClientCertCheck(o ClientCertOptions, next http.Handler) (http.Handler, e
 	return c, nil
 }
 
-// parseFingerprint parses "sha256:<64 hex digits>", colons between bytes
-// allowed.
-func parseFingerprint(f string) ([sha256.Size]byte, error) {
-	var d [sha256.Size]byte
-	if len(f) < len(fingerprintPrefix) || !strings.EqualFold(f[:len(fingerprintPrefix)], fingerprintPrefix) {
-		return d, fmt.Errorf("fingerprint %q: want \"sha256:<hex of DER>\"", f)
-	}
-	h := strings.ReplaceAll(f[len(fingerprintPrefix):], ":", "")
-	if len(h) != hex.EncodedLen(sha256.Size) {
-		return d, fmt.Errorf("fingerprint %q: want 64 hex digits after \"sha256:\", got %d", f, len(h))
-	}
-	if _, err := hex.Decode(d[:], []byte(h)); err != nil {
-		return d, fmt.Errorf("fingerprint %q: %w", f, err)
-	}
-	return d, nil
-}
-
 func (c *clientCertCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
 		if c.required {
@@ -151,13 +131,12 @@ func (c *clientCertCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.next.ServeHTTP(w, r)
 		return
 	}
-	leaf := r.TLS.PeerCertificates[0]
-	digest := sha256.Sum256(leaf.Raw)
+	leaf := leafInfoOf(r.TLS.PeerCertificates[0])
 	// The fingerprint is the more specific match, so it wins over a
 	// subject naming another partner.
-	partner, ok := c.byFingerprint[digest]
+	partner, ok := c.byFingerprint[leaf.fingerprint]
 	if !ok {
-		partner, ok = c.bySubject[leaf.Subject.String()]
+		partner, ok = c.bySubject[leaf.subject]
 	}
 	if !ok && c.required && c.anyPartner {
 		c.reject(w, r, ReasonInvalid, "client cert: no partner matches")
@@ -165,7 +144,7 @@ func (c *clientCertCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := r.Context()
-	id := Identity{CertFingerprint: fingerprintPrefix + hex.EncodeToString(digest[:]), Partner: partner}
+	id := Identity{CertFingerprint: leaf.fingerprint, Partner: partner}
 	if prev := identityFrom(ctx); prev != nil {
 		if prev.Partner != "" && partner != "" && prev.Partner != partner {
 			c.reject(w, r, ReasonMismatch, "client cert: partner differs from api key's")

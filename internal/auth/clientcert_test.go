@@ -23,7 +23,7 @@ type pki struct {
 	rogue             *certs.Cert // self-signed, not trusted
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	ca := certs.SelfSigned(t, certs.Options{IsCA: true})
 	return &pki{

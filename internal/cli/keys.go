@@ -22,7 +22,9 @@ import (
 	"github.com/drawbridge-gw/drawbridge/internal/admin"
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/gateway"
+	"github.com/drawbridge-gw/drawbridge/internal/listener"
 	"github.com/drawbridge-gw/drawbridge/internal/store"
+	"github.com/drawbridge-gw/drawbridge/internal/transport"
 )
 
 // keysCmd is "drawbridge keys": partners' API keys, managed through the
@@ -246,7 +248,7 @@ func openKeys(ctx context.Context, path string, stderr io.Writer) (keyBackend, e
 	}
 	reason := `admin is "off"`
 	if cfg.Admin.Addr != "off" {
-		c, err := newAdminClient(ctx, cfg.Admin.Addr, cfg.Admin.Token)
+		c, err := newAdminClient(ctx, cfg.Admin)
 		if err == nil {
 			return c, nil
 		}
@@ -308,10 +310,11 @@ func (s *storeKeys) importKeys(ctx context.Context, contentType string, data []b
 func (s *storeKeys) where() string { return s.desc }
 func (s *storeKeys) close() error  { return s.st.Close() }
 
-// adminClient calls a running gateway's admin API. It speaks plain HTTP,
-// so it only dials addresses of this machine.
+// adminClient calls a running gateway's admin API: over HTTPS pinned to
+// the admin certificate's key when admin.tls is set, else plain HTTP, and
+// only to addresses of this machine.
 type adminClient struct {
-	base  string // http://host:port
+	base  string // http(s)://host:port
 	addr  string
 	token string
 	http  *http.Client
@@ -319,16 +322,30 @@ type adminClient struct {
 
 // newAdminClient checks that something answers on addr (the error wraps
 // ECONNREFUSED if nothing listens) and returns a client for it.
-func newAdminClient(ctx context.Context, addr, token string) (*adminClient, error) {
-	dial, err := localAdminAddr(ctx, addr)
+func newAdminClient(ctx context.Context, a config.Admin) (*adminClient, error) {
+	dial, err := localAdminAddr(ctx, a.Addr)
 	if err != nil {
 		return nil, err
 	}
 	c := &adminClient{
 		base:  "http://" + dial,
 		addr:  dial,
-		token: token,
+		token: a.Token,
 		http:  &http.Client{Timeout: 30 * time.Second},
+	}
+	if a.TLS != nil {
+		// The CLI reads the same certificate the gateway serves, so it can
+		// trust exactly that key, whatever names the certificate carries.
+		certs, err := listener.LoadCerts(a.TLS.Cert, a.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("admin tls: %w", err)
+		}
+		tlsConfig, err := transport.NewTLSConfig(transport.Options{Upstream: "admin", Pins: []string{transport.SPKIPin(certs.Leaf())}})
+		if err != nil {
+			return nil, fmt.Errorf("admin tls: %w", err)
+		}
+		c.base = "https://" + dial
+		c.http.Transport = &http.Transport{TLSClientConfig: tlsConfig}
 	}
 	if err := c.call(ctx, "GET", "/healthz", "", nil, nil); err != nil {
 		return nil, err
@@ -367,7 +384,7 @@ func localAdminAddr(ctx context.Context, addr string) (string, error) {
 	}
 	for _, ip := range ips {
 		if !ip.IsLoopback() && !hasIP(local, ip) {
-			return "", fmt.Errorf("admin.addr %s is not an address of this machine; run drawbridge keys where the gateway runs (the admin API is plain HTTP)", addr)
+			return "", fmt.Errorf("admin.addr %s is not an address of this machine; run drawbridge keys where the gateway runs (the admin token must not be sent to another machine)", addr)
 		}
 	}
 	return net.JoinHostPort(ips[0].String(), port), nil

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,5 +192,50 @@ func waitWithin(t *testing.T, what string, since time.Time, limit time.Duration,
 			t.Fatalf("%s: not within %v", what, limit)
 		}
 		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// TestAdminOverTLS: with admin.tls the admin API is HTTPS only, and the
+// keys CLI reaches it pinned to the admin certificate. The memory store
+// lives inside the gateway, so a key that works proves the API path.
+func TestAdminOverTLS(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := ln.Addr().String()
+	ln.Close()
+	cfg := f.config(t, `    api_key_required: true
+store: {type: memory}
+plans: {gold: {throttle: {rate: 100, burst: 100}}}
+`)
+	text := readFile(t, cfg)
+	text = strings.Replace(text, `admin: {addr: "off"}`, fmt.Sprintf(`admin:
+  addr: %s
+  token: 0123456789abcdef0123456789abcdef
+  tls: {cert: %q, key: %q}`, adminAddr, f.frontCert, f.frontKey), 1)
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, cfg)
+	createKey(t, cfg, "acme", "gold", quotaKey)
+	c := s.client(f.frontCA)
+	req, _ := http.NewRequest("GET", "https://"+s.addr+"/x", nil)
+	req.Header.Set("x-api-key", quotaKey)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("key created through the TLS admin API: got %d, want 200", resp.StatusCode)
+	}
+	if resp, err := http.Get("http://" + adminAddr + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Errorf("plain HTTP to the TLS admin API answered %d", resp.StatusCode)
+		}
 	}
 }

@@ -26,13 +26,20 @@ import (
 // chain is everything one config builds for the request path. It is
 // immutable once built; a reload builds a new chain and swaps it in.
 type chain struct {
-	cfg        *config.Config
-	router     *router.Router
+	cfg *config.Config
+	// handler is the router behind the path guard.
+	handler    http.Handler
 	upstreams  []*builtUpstream
 	accessLog  *slog.Logger
 	accessFile io.Closer // nil unless the access log is a file we opened
 	cancel     context.CancelFunc
+	// seedPlans, if set, still has to write the config's plans to the
+	// store (it was unreachable when the chain was built).
+	seedPlans func(context.Context) error
 }
+
+// seedRetry is how often plans are retried while the store is down.
+const seedRetry = 2 * time.Second
 
 type builtUpstream struct {
 	pool      *upstream.Pool
@@ -79,7 +86,7 @@ func buildChain(cfg *config.Config, st store.Store, metrics *observe.Metrics, lo
 	if err != nil {
 		return nil, fmt.Errorf("%s: routes: %w", cfg.File, err)
 	}
-	c.router = r
+	c.handler = guardPath(r)
 	return c, nil
 }
 
@@ -183,7 +190,9 @@ func buildRoute(cfg *config.Config, rc *config.Route, bu *builtUpstream, pc *par
 // because a usage plan may throttle "GET /orders/{id}" differently from
 // "PUT /orders/{id}" (API Gateway's method-level throttling).
 func perMethod(rc *config.Route, build func(methodKey string) (http.Handler, error)) (http.Handler, error) {
-	if len(rc.Methods) == 1 {
+	// One method and no OPTIONS added for CORS: the router passes only
+	// that method, so no dispatch is needed.
+	if len(rc.Methods) == 1 && (rc.CORS == nil || rc.Methods[0] == "ANY" || rc.Methods[0] == "OPTIONS") {
 		return build(rc.Methods[0] + " " + rc.Path)
 	}
 	byMethod := make(map[string]http.Handler, len(rc.Methods))
@@ -232,6 +241,42 @@ func optionsRoutes(cfg *config.Config) map[string]bool {
 
 var missingToken = gwresponse.Default(gwresponse.MissingAuthenticationToken)
 
+// guardPath refuses paths that the router and a backend could read
+// differently, before any route is chosen. An encoded slash or backslash
+// is one segment to the router, but two to a backend that decodes it
+// (nginx proxy_pass with a URI, many frameworks); a ";" parameter is part
+// of a segment to the router, but stripped by Java servlet containers. So
+// /admin%2Fsecret or /admin;x=1/secret could match a catch-all route
+// without an API key and still reach /admin/secret. Such requests get 400.
+func guardPath(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.RawPath
+		if p == "" {
+			p = r.URL.Path
+		}
+		if ambiguousPath(p) {
+			observe.RecordFrom(r.Context()).Error = "ambiguous path: encoded slash, backslash or ';'"
+			gwresponse.Write(w, gwresponse.Default4XX)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func ambiguousPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case ';', '\\':
+			return true
+		case '%':
+			if i+2 < len(p) && (p[i+1] == '2' && (p[i+2] == 'f' || p[i+2] == 'F') || p[i+1] == '5' && (p[i+2] == 'c' || p[i+2] == 'C')) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // noRoute answers requests no route takes, and says why in the access log.
 var noRoute = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	observe.RecordFrom(r.Context()).Error = "no route for method and path"
@@ -260,11 +305,32 @@ func maxBodyBytes(cfg *config.Config) int64 {
 	return limit
 }
 
+// inherit carries the state of targets that old also had (same upstream,
+// same host:port) over to c, before c takes traffic.
+func (c *chain) inherit(old *chain) {
+	prev := map[string]*upstream.Target{}
+	for _, u := range old.upstreams {
+		for _, t := range u.pool.Targets() {
+			prev[u.pool.Name()+" "+t.String()] = t
+		}
+	}
+	for _, u := range c.upstreams {
+		for _, t := range u.pool.Targets() {
+			if o, ok := prev[u.pool.Name()+" "+t.String()]; ok {
+				t.InheritState(o)
+			}
+		}
+	}
+}
+
 // start launches the chain's background work: DNS refresh and active
 // health checks. cancel stops it.
 func (c *chain) start(logger *slog.Logger) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
+	if c.seedPlans != nil {
+		go retrySeed(ctx, c.seedPlans, logger)
+	}
 	for _, u := range c.upstreams {
 		u.pool.Start(ctx)
 		if u.health == nil {
@@ -287,6 +353,22 @@ func (c *chain) start(logger *slog.Logger) {
 				um.HealthCheck(target, up)
 			},
 		}, &http.Client{Transport: u.healthTransport}, checks)
+	}
+}
+
+func retrySeed(ctx context.Context, seed func(context.Context) error, logger *slog.Logger) {
+	tick := time.NewTicker(seedRetry)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := seed(ctx); err == nil {
+				logger.Info("store is back: the config's plans are written")
+				return
+			}
+		}
 	}
 }
 

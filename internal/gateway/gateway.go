@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -43,12 +44,15 @@ type Gateway struct {
 	listeners []*listener.Server
 	admin     *http.Server
 	adminLn   net.Listener
+	// adminCerts serves the admin API over HTTPS when admin.tls is set.
+	adminCerts *listener.Certs
 	// store lives as long as the process: a reload cannot move it (bolt
 	// holds a file lock; counters must not be lost).
 	store store.Store
 
 	current  atomic.Pointer[chain]
-	reloadMu sync.Mutex // one reload at a time
+	reloadMu sync.Mutex // one reload at a time, and none once stopping
+	stopping bool       // guarded by reloadMu
 	ready    atomic.Bool
 }
 
@@ -92,8 +96,27 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 			g.closeListeners()
 			return nil, fmt.Errorf("%s:%d: admin: %w", cfg.File, cfg.Admin.Line, err)
 		}
+		if t := cfg.Admin.TLS; t != nil {
+			certs, err := listener.LoadCerts(t.Cert, t.Key)
+			if err != nil {
+				ln.Close()
+				g.closeListeners()
+				return nil, fmt.Errorf("%s:%d: admin: %w", cfg.File, cfg.Admin.Line, err)
+			}
+			minVersion := uint16(tls.VersionTLS12)
+			if t.MinVersion == "1.3" {
+				minVersion = tls.VersionTLS13
+			}
+			g.adminCerts = certs
+			ln = tls.NewListener(ln, &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: minVersion})
+		}
 		g.adminLn = ln
-		g.admin = &http.Server{Handler: g.adminHandler(cfg.Admin.Token), ReadHeaderTimeout: 10 * time.Second}
+		g.admin = &http.Server{
+			Handler:           g.adminHandler(cfg.Admin.Token),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelDebug),
+		}
 	}
 	g.swap(c)
 	return g, nil
@@ -133,32 +156,47 @@ func (g *Gateway) build(cfg *config.Config) (*chain, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := SeedPlans(ctx, cfg, g.store); err != nil {
-		return nil, err
-	}
 	c.accessLog, c.accessFile, err = openAccessLog(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: log: %w", cfg.File, cfg.Log.Line, err)
 	}
+	// Plans go to the store last: the store is shared with the live chain
+	// (and other replicas), so nothing may change there for a config that
+	// fails to build.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	switch err := SeedPlans(ctx, cfg, g.store); {
+	case errors.Is(err, store.ErrUnavailable):
+		// A Redis outage must not stop a start or a reload (an emergency
+		// IP deny, say); the plans are written as soon as it is back.
+		g.logger.Warn("store unavailable: the config's plans will be written when it returns", "error", err.Error())
+		c.seedPlans = func(ctx context.Context) error { return SeedPlans(ctx, cfg, g.store) }
+	case err != nil:
+		if c.accessFile != nil {
+			c.accessFile.Close()
+		}
+		return nil, err
+	}
 	// Every start and every reload says it again: an unverified hop must
 	// never become something the operator forgot about.
 	for _, w := range cfg.Warnings() {
-		g.logger.Warn("insecure upstream: the backend is not authenticated", "detail", w)
+		g.logger.Warn("insecure opt-in: a hop is not verified or not encrypted", "detail", w)
 	}
 	return c, nil
 }
 
 // swap makes c the live chain on every listener and stops the old one.
 func (g *Gateway) swap(c *chain) {
+	if old := g.current.Load(); old != nil {
+		c.inherit(old)
+	}
 	c.start(g.logger)
 	for _, srv := range g.listeners {
 		srv.SetHandler(observe.Middleware(observe.MiddlewareOptions{
 			AccessLog: c.accessLog,
 			Metrics:   g.metrics,
 			Listener:  srv.Name(),
-		}, c.router))
+		}, c.handler))
 	}
 	g.metrics.SetTargetStates(c.targetStates)
 	old := g.current.Swap(c)
@@ -188,6 +226,9 @@ func maxRouteTimeout(cfg *config.Config) time.Duration {
 func (g *Gateway) Reload() error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
+	if g.stopping {
+		return errors.New("reload refused: the gateway is shutting down")
+	}
 	err := g.reload()
 	g.metrics.ConfigReload(err)
 	if err != nil {
@@ -218,6 +259,13 @@ func (g *Gateway) reload() error {
 			certErrs = append(certErrs, fmt.Errorf("listener %q: %w", srv.Name(), err))
 		}
 	}
+	if g.adminCerts != nil {
+		err := g.adminCerts.Reload()
+		g.metrics.CertReload("admin", err)
+		if err != nil {
+			certErrs = append(certErrs, fmt.Errorf("admin: %w", err))
+		}
+	}
 	g.swap(c)
 	// The new routes are live; a certificate that failed to reload keeps
 	// its old version serving, which is reported but not fatal.
@@ -235,8 +283,8 @@ func sameSockets(old, cfg *config.Config) error {
 			return fmt.Errorf("%s:%d: listener %q: %s changed; restart drawbridge to apply (certificate files themselves are re-read on reload)", cfg.File, l.Line, l.Name, strings.Join(changed, ", "))
 		}
 	}
-	if old.Admin.Addr != cfg.Admin.Addr || old.Admin.Token != cfg.Admin.Token {
-		return fmt.Errorf("%s:%d: admin addr or token changed; restart drawbridge to apply", cfg.File, cfg.Admin.Line)
+	if old.Admin.Addr != cfg.Admin.Addr || old.Admin.Token != cfg.Admin.Token || !reflect.DeepEqual(old.Admin.TLS, cfg.Admin.TLS) {
+		return fmt.Errorf("%s:%d: admin addr, token or tls changed; restart drawbridge to apply", cfg.File, cfg.Admin.Line)
 	}
 	if !sameStore(old.Store, cfg.Store) {
 		return fmt.Errorf("%s:%d: store changed; restart drawbridge to apply", cfg.File, cfg.Store.Line)
@@ -293,7 +341,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 				errs <- fmt.Errorf("admin: %w", err)
 			}
 		}()
-		g.logger.Info("admin listening", "addr", g.adminLn.Addr().String())
+		if g.adminCerts != nil {
+			go g.adminCerts.Watch(ctx, g.logger, func(_ *x509.Certificate, err error) { g.metrics.CertReload("admin", err) })
+		}
+		g.logger.Info("admin listening", "addr", g.adminLn.Addr().String(), "tls", g.adminCerts != nil)
 	}
 	g.ready.Store(true)
 
@@ -304,6 +355,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		runErr = err
 	}
 	g.ready.Store(false)
+	// No reload may start health checks or open files on a chain that
+	// is being stopped; one in progress finishes first.
+	g.reloadMu.Lock()
+	g.stopping = true
+	g.reloadMu.Unlock()
 	grace := g.current.Load().cfg.ShutdownGrace.D()
 	g.logger.Info("shutting down; draining in-flight requests", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)

@@ -120,7 +120,7 @@ routes:
 	if got := h.get("/x"); got.status != 200 {
 		t.Fatalf("GET /x through an opted-in http upstream: got %d, want 200", got.status)
 	}
-	if !strings.Contains(h.logs.String(), "insecure upstream") || !strings.Contains(h.logs.String(), "legacy") {
+	if !strings.Contains(h.logs.String(), "insecure opt-in") || !strings.Contains(h.logs.String(), `upstream \"legacy\"`) {
 		t.Errorf("start did not warn about the insecure upstream by name:\n%s", h.logs)
 	}
 }

@@ -185,9 +185,14 @@ func withCORS(rc *config.Route, next http.Handler) (http.Handler, error) {
 	if c == nil {
 		return next, nil
 	}
+	// By default a browser may use exactly the methods the route takes.
+	methods := c.AllowMethods
+	if len(methods) == 0 && rc.Methods[0] != "ANY" {
+		methods = rc.Methods
+	}
 	return auth.NewCORS(auth.CORSOptions{
 		AllowOrigins:     c.AllowOrigins,
-		AllowMethods:     c.AllowMethods,
+		AllowMethods:     methods,
 		AllowHeaders:     c.AllowHeaders,
 		ExposeHeaders:    c.ExposeHeaders,
 		MaxAge:           c.MaxAge.D(),

@@ -234,3 +234,41 @@ func TestClientCertRequired(t *testing.T) {
 		t.Errorf("partner certificate: got %d, want 200", resp.StatusCode)
 	}
 }
+
+// TestAmbiguousPathsRefused: a path the router and a backend could split
+// differently never reaches a route (it could dodge a key-required one).
+func TestAmbiguousPathsRefused(t *testing.T) {
+	t.Parallel()
+	h := startGateway(t, partnerConfig(t, `  - path: /admin/{x}
+    upstream: onprem
+    api_key_required: true
+  - path: /{proxy+}
+    upstream: onprem`, `store: {type: memory}`))
+	for _, p := range []string{"/admin%2Fsecret", "/admin%2fsecret", "/admin;x=1/secret", "/admin%5Csecret", "/a/b;c"} {
+		if got := h.get(p); got.status != 400 || got.body != `{"message":"Bad Request"}` {
+			t.Errorf("GET %s: got %d %s, want 400", p, got.status, got.body)
+		}
+	}
+	if got := h.get("/admin/secret"); got.status != 403 {
+		t.Errorf("GET /admin/secret without a key: got %d, want 403", got.status)
+	}
+	if got := h.get("/other%20name/x"); got.status != 200 {
+		t.Errorf("GET with an encoded space: got %d, want 200", got.status)
+	}
+}
+
+// TestCORSRouteNonPreflightOPTIONS: OPTIONS was added to a GET route only
+// for browsers' preflights; a plain OPTIONS must not reach the backend.
+func TestCORSRouteNonPreflightOPTIONS(t *testing.T) {
+	t.Parallel()
+	h := startGateway(t, partnerConfig(t, `  - path: /cors
+    methods: [GET]
+    upstream: onprem
+    cors: {allow_origins: ["https://app.example.com"]}`, `store: {type: memory}`))
+	if got := h.do("OPTIONS", "/cors", nil); got.status != 403 || got.body != `{"message":"Missing Authentication Token"}` {
+		t.Errorf("OPTIONS without preflight headers: got %d %s, want 403 Missing Authentication Token", got.status, got.body)
+	}
+	if got := h.get("/cors"); got.status != 200 {
+		t.Errorf("GET /cors: got %d", got.status)
+	}
+}

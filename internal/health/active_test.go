@@ -58,15 +58,23 @@ func newCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 
 // backend is a TLS server whose health answer the test can switch.
 type backend struct {
-	srv      *httptest.Server
-	status   atomic.Int32
-	requests atomic.Int64
-	mu       sync.Mutex
-	lastURI  string
+	srv       *httptest.Server
+	status    atomic.Int32
+	requests  atomic.Int64
+	mu        sync.Mutex
+	lastURI   string
+	lastHost  string
+	lastProto string
 }
 
 // startBackend serves on addr ("" for any loopback port) with cert.
 func startBackend(t *testing.T, cert tls.Certificate, addr string) *backend {
+	t.Helper()
+	return startBackendH2(t, cert, addr, false)
+}
+
+// startBackendH2 is startBackend that also offers HTTP/2 when h2 is set.
+func startBackendH2(t *testing.T, cert tls.Certificate, addr string, h2 bool) *backend {
 	t.Helper()
 	b := &backend{}
 	b.status.Store(http.StatusOK)
@@ -74,6 +82,8 @@ func startBackend(t *testing.T, cert tls.Certificate, addr string) *backend {
 		b.requests.Add(1)
 		b.mu.Lock()
 		b.lastURI = r.RequestURI
+		b.lastHost = r.Host
+		b.lastProto = r.Proto
 		b.mu.Unlock()
 		status := int(b.status.Load())
 		if status >= 300 && status < 400 {
@@ -94,6 +104,7 @@ func startBackend(t *testing.T, cert tls.Certificate, addr string) *backend {
 		srv.Listener = ln
 	}
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.EnableHTTP2 = h2
 	// Handshakes refused by untrusting clients are expected here.
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
@@ -106,6 +117,13 @@ func (b *backend) uri() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.lastURI
+}
+
+// host returns the Host and protocol of the last request.
+func (b *backend) host() (host, proto string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastHost, b.lastProto
 }
 
 func clientFor(t *testing.T, roots *x509.CertPool) *http.Client {
@@ -406,6 +424,7 @@ func TestRunInvalidInput(t *testing.T) {
 		{desc: "relative path", opts: Options{Path: "healthz"}, checks: []Check{{URL: mustURL(t, b.srv.URL), Target: &recorder{}}}},
 		{desc: "absolute URL as path", opts: Options{Path: "https://elsewhere/x"}, checks: []Check{{URL: mustURL(t, b.srv.URL), Target: &recorder{}}}},
 		{desc: "negative interval", opts: Options{Interval: -time.Second}, checks: []Check{{URL: mustURL(t, b.srv.URL), Target: &recorder{}}}},
+		{desc: "host with a space", opts: Options{Host: "backend internal"}, checks: []Check{{URL: mustURL(t, b.srv.URL), Target: &recorder{}}}},
 		{desc: "nil URL and nil target", checks: []Check{{Target: &recorder{}}, {URL: mustURL(t, b.srv.URL)}}},
 	}
 	for _, tc := range tests {
@@ -443,6 +462,53 @@ func TestJoinURL(t *testing.T) {
 			t.Parallel()
 			if got := joinURL(mustURL(t, tc.base), mustURL(t, tc.path)); got != tc.want {
 				t.Errorf("joinURL(%q, %q): got %q, want %q", tc.base, tc.path, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRunHost: checks carry the Host real traffic carries, so a
+// virtual-host load balancer routes them alike, over HTTP/1.1 and HTTP/2.
+func TestRunHost(t *testing.T) {
+	cert, roots := newCert(t)
+	tests := []struct {
+		desc string
+		host string
+		h2   bool
+		want string // "" = the target's host:port
+	}{
+		{desc: "target's host:port by default"},
+		{desc: "configured name", host: "backend.internal", want: "backend.internal"},
+		{desc: "configured name and port", host: "backend.internal:8443", want: "backend.internal:8443"},
+		{desc: "configured name over HTTP/2", host: "backend.internal", h2: true, want: "backend.internal"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			b := startBackendH2(t, cert, "", tc.h2)
+			client := clientFor(t, roots)
+			client.Transport.(*http.Transport).ForceAttemptHTTP2 = tc.h2
+			want := tc.want
+			if want == "" {
+				want = b.srv.Listener.Addr().String()
+			}
+			rec := &recorder{}
+			stop := runAsync(t, Options{
+				Host:     tc.host,
+				Interval: time.Hour,
+				Logger:   slog.New(slog.DiscardHandler),
+			}, client, []Check{{URL: mustURL(t, b.srv.URL), Target: rec}})
+			waitFor(t, "first check", func() bool { return b.requests.Load() >= 1 })
+			stop()
+			wantProto := "HTTP/1.1"
+			if tc.h2 {
+				wantProto = "HTTP/2.0"
+			}
+			if got, proto := b.host(); got != want || proto != wantProto {
+				t.Errorf("check with Options.Host %q: backend saw Host %q over %s, want %q over %s", tc.host, got, proto, want, wantProto)
+			}
+			if !rec.up() {
+				t.Errorf("check with Options.Host %q: target down, want up", tc.host)
 			}
 		})
 	}

@@ -3,12 +3,12 @@ package listener
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/drawbridge-gw/drawbridge/internal/certid"
 )
 
 // Values of [Options.ClientAuth].
@@ -22,10 +22,6 @@ const (
 	ClientAuthRequire = "require"
 )
 
-// fingerprintPrefix starts every fingerprint [Fingerprint] returns and
-// every line of a revoked file.
-const fingerprintPrefix = "sha256:"
-
 // Fingerprint returns "sha256:" followed by the lowercase hex SHA-256 of
 // the certificate's DER encoding, the form used in revoked files and to map
 // client certificates to partners. It returns "" for a nil certificate.
@@ -33,11 +29,16 @@ const fingerprintPrefix = "sha256:"
 // The same value comes from
 // openssl x509 -in CERT -outform DER | sha256sum.
 func Fingerprint(cert *x509.Certificate) string {
-	if cert == nil {
-		return ""
-	}
-	sum := sha256.Sum256(cert.Raw)
-	return fingerprintPrefix + hex.EncodeToString(sum[:])
+	return certid.Fingerprint(cert)
+}
+
+// ParseFingerprint normalises a fingerprint an operator wrote to the form
+// Fingerprint returns: the "sha256:" prefix is required, the hex digits may
+// be in either case and may come as openssl's colon-separated pairs. It is
+// certid.Parse, the one rule the revoked file and the partners' client
+// certificate mapping share.
+func ParseFingerprint(s string) (string, error) {
+	return certid.Parse(s)
 }
 
 // clientAuthType maps Options.ClientAuth to the tls setting, checking that
@@ -95,8 +96,8 @@ func parseClientCAs(file string, data []byte) (*clientCAs, error) {
 // writes them.
 type revokedSet map[string]struct{}
 
-// parseRevoked reads one fingerprint per line. Blank lines and everything
-// after a # are ignored; hex digits may be in either case. An empty file is
+// parseRevoked reads one fingerprint per line, in any form ParseFingerprint
+// accepts. Blank lines and everything after a # are ignored. An empty file is
 // an empty list, so an operator can keep the file in place with nothing
 // revoked.
 func parseRevoked(file string, data []byte) (revokedSet, error) {
@@ -108,10 +109,9 @@ func parseRevoked(file string, data []byte) (revokedSet, error) {
 		if text == "" {
 			continue
 		}
-		fp, ok := normalizeFingerprint(text)
-		if !ok {
-			return nil, fmt.Errorf("revoked file %q: line %d: %q is not a fingerprint; want sha256:<64 hex digits of the DER certificate's SHA-256> (openssl x509 -in CERT -outform DER | sha256sum)",
-				file, line, text)
+		fp, err := certid.Parse(text)
+		if err != nil {
+			return nil, fmt.Errorf("revoked file %q: line %d: %w; openssl x509 -in CERT -outform DER | sha256sum prints one", file, line, err)
 		}
 		set[fp] = struct{}{}
 	}
@@ -119,15 +119,4 @@ func parseRevoked(file string, data []byte) (revokedSet, error) {
 		return nil, fmt.Errorf("revoked file %q: %w", file, err)
 	}
 	return set, nil
-}
-
-func normalizeFingerprint(s string) (string, bool) {
-	prefix, digits, ok := strings.Cut(s, ":")
-	if !ok || !strings.EqualFold(prefix, "sha256") || len(digits) != 2*sha256.Size {
-		return "", false
-	}
-	if _, err := hex.DecodeString(digits); err != nil {
-		return "", false
-	}
-	return fingerprintPrefix + strings.ToLower(digits), true
 }

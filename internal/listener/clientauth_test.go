@@ -402,7 +402,10 @@ func TestParseRevoked(t *testing.T) {
 		{desc: "no prefix", in: a + "\n", wantErr: "line 1"},
 		{desc: "short", in: "sha256:abcd\n", wantErr: "line 1"},
 		{desc: "not hex", in: "# x\nsha256:" + strings.Repeat("zz", 32) + "\n", wantErr: "line 2"},
-		{desc: "openssl colon form", in: "sha256:" + strings.Repeat("AB:", 31) + "AB\n", wantErr: "line 1"},
+		// The form openssl x509 -noout -fingerprint -sha256 prints, as
+		// partners' client certificate fingerprints accept it too.
+		{desc: "openssl colon form", in: "sha256:" + strings.Repeat("AB:", 31) + "AB\n", want: []string{a}},
+		{desc: "colon form with a pair missing", in: "sha256:" + strings.Repeat("AB:", 30) + "AB\n", wantErr: "line 1"},
 		{desc: "other hash", in: "sha1:" + a[:40] + "\n", wantErr: "line 1"},
 	}
 	for _, tc := range tests {
@@ -426,6 +429,20 @@ func TestParseRevoked(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseFingerprint(t *testing.T) {
+	a := strings.Repeat("ab", 32)
+	for _, in := range []string{"sha256:" + a, "SHA256:" + strings.ToUpper(a), "sha256:" + strings.Repeat("aB:", 31) + "Ab"} {
+		if got, err := ParseFingerprint(in); err != nil || got != "sha256:"+a {
+			t.Errorf("ParseFingerprint(%q): got %q, %v, want %q, nil", in, got, err, "sha256:"+a)
+		}
+	}
+	for _, in := range []string{a, "sha256:" + a[:62], "md5:0123"} {
+		if got, err := ParseFingerprint(in); err == nil {
+			t.Errorf("ParseFingerprint(%q): got %q, nil, want an error", in, got)
+		}
 	}
 }
 

@@ -259,7 +259,6 @@ func (s *Server) Serve() error {
 	}
 	ln := s.ln
 	s.mu.Unlock()
-	s.logger.Info("serving HTTPS", "addr", ln.Addr().String())
 	// Empty file names: the certificate comes from TLSConfig.GetCertificate
 	// so that reloads reach new handshakes.
 	err := s.srv.ServeTLS(ln, "", "")

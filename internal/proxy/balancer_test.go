@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/drawbridge-gw/drawbridge/internal/proxy"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil/dnstest"
 	"github.com/drawbridge-gw/drawbridge/internal/upstream"
 )
 
@@ -100,6 +103,69 @@ func TestRetryOnConnectFailure(t *testing.T) {
 				if n := tg.InFlight(); n != 0 {
 					t.Errorf("%s: target %s has %d in flight after the request, want 0", tc.method, tg, n)
 				}
+			}
+		})
+	}
+}
+
+// TestRetryOnEveryConnectFailure: whatever stops the connection before
+// the request is written, a GET goes on to the live target and the failing
+// one is reported (max_fails 1 ejects it at once).
+func TestRetryOnEveryConnectFailure(t *testing.T) {
+	t.Parallel()
+	cert := newCert(t)
+	tests := []struct {
+		desc     string
+		target   func(t *testing.T) string
+		resolver bool
+		metric   string
+	}{
+		{desc: "connection refused", target: deadTarget, metric: "connect"},
+		{
+			desc:     "host name does not resolve",
+			target:   func(t *testing.T) string { return "https://missing.test:443" },
+			resolver: true,
+			metric:   "connect",
+		},
+		{desc: "TLS handshake times out", target: silentTarget, metric: "handshake"},
+		{desc: "certificate refused", target: func(t *testing.T) string {
+			return newBackend(t, newCert(t), false, func(w http.ResponseWriter, r *http.Request) {
+				t.Errorf("rogue backend got a request")
+			}).srv.URL
+		}, metric: "tls"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			live := newBackend(t, cert, false, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "live") })
+			o := envOptions{
+				targets:     []string{tc.target(t), live.srv.URL},
+				maxFails:    1,
+				dialTimeout: 200 * time.Millisecond,
+				pin:         cert,
+				opts:        proxy.Options{Timeout: 5 * time.Second},
+			}
+			if tc.resolver {
+				o.resolver = dnstest.Start(t, "backend.test.").Addr()
+			}
+			e := newEnv(t, o)
+			resp, err := e.front.Client().Get(e.front.URL + "/orders/1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(got) != "live" {
+				t.Errorf("GET with the first target failing (%s): got %d %s, want 200 live", tc.desc, resp.StatusCode, got)
+			}
+			if !e.pool.Targets()[0].Ejected() {
+				t.Errorf("GET: failing target not ejected; its connect failure was not reported")
+			}
+			if n := e.upstreamErrors(tc.metric); n != 1 {
+				t.Errorf("drawbridge_upstream_errors_total{reason=%q}: got %v, want 1", tc.metric, n)
+			}
+			if n := e.upstreamErrors("exchange"); n != 0 {
+				t.Errorf("drawbridge_upstream_errors_total{reason=exchange}: got %v, want 0", n)
 			}
 		})
 	}

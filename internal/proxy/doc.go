@@ -5,6 +5,8 @@
 //
 // It is built on httputil.ReverseProxy with Rewrite (never Director), so
 // hop-by-hop headers are stripped and X-Forwarded-* are set from the
-// inbound request only. Target selection, retries on connect failures and
-// passive health reporting happen in a RoundTripper below it.
+// inbound request; the partner's X-Forwarded-For chain is kept with the
+// client address appended, and Forwarded and X-Real-Ip are dropped. Target
+// selection, retries on connect failures and passive health reporting
+// happen in a RoundTripper below it.
 package proxy

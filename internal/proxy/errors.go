@@ -2,9 +2,7 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"net"
 	"net/http"
 
 	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
@@ -43,22 +41,16 @@ func classify(ctx context.Context, err error) failure {
 }
 
 // isConnectFailure reports whether err happened before any byte of the
-// request was sent: dialing, or the TLS handshake (including a refused
-// certificate). Such a request can go to another target.
+// request was sent: name resolution, dialing, or the TLS handshake
+// (including a refused certificate and a handshake that outlasted the dial
+// timeout). Such a request can go to another target.
+//
+// The transport reports all of these, and nothing else, as a
+// *transport.DialError. A route timeout while dialing is not one: net/http
+// returns the request context's error, and classify answers it with 504.
 func isConnectFailure(err error) bool {
-	if _, ok := transport.AsVerifyError(err); ok {
-		return true
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return true
-	}
-	var recordErr tls.RecordHeaderError
-	if errors.As(err, &recordErr) {
-		return true // the target does not speak TLS
-	}
-	var alert tls.AlertError
-	return errors.As(err, &alert)
+	var de *transport.DialError
+	return errors.As(err, &de)
 }
 
 // connectReason names a connect failure for metrics and logs.
@@ -66,9 +58,9 @@ func connectReason(err error) string {
 	if _, ok := transport.AsVerifyError(err); ok {
 		return "tls"
 	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return "connect"
+	var de *transport.DialError
+	if errors.As(err, &de) && de.Op == transport.OpHandshake {
+		return "handshake"
 	}
-	return "handshake"
+	return "connect"
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/drawbridge-gw/drawbridge/internal/observe"
 	"github.com/drawbridge-gw/drawbridge/internal/proxy"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil/dnstest"
 )
 
 const internalError = `{"message": "Internal server error"}`
@@ -68,6 +69,33 @@ func TestErrorMapping(t *testing.T) {
 			},
 			status: 502, body: internalError, errorType: "InternalServerErrorException",
 			reason: "upstream connect", metric: "connect",
+		},
+		{
+			desc: "host name does not resolve",
+			setup: func(t *testing.T) *env {
+				dns := dnstest.Start(t, "backend.test.")
+				return newEnv(t, envOptions{targets: []string{"https://missing.test:443"}, resolver: dns.Addr(), pin: newCert(t)})
+			},
+			status: 502, body: internalError, errorType: "InternalServerErrorException",
+			reason: "upstream connect", metric: "connect",
+		},
+		{
+			desc: "TLS handshake times out",
+			setup: func(t *testing.T) *env {
+				return newEnv(t, envOptions{targets: []string{silentTarget(t)}, dialTimeout: 200 * time.Millisecond,
+					pin: newCert(t), opts: proxy.Options{Timeout: 5 * time.Second}})
+			},
+			status: 502, body: internalError, errorType: "InternalServerErrorException",
+			reason: "upstream handshake", metric: "handshake",
+		},
+		{
+			desc: "route timeout during the TLS handshake",
+			setup: func(t *testing.T) *env {
+				return newEnv(t, envOptions{targets: []string{silentTarget(t)}, dialTimeout: 5 * time.Second,
+					pin: newCert(t), opts: proxy.Options{Timeout: 100 * time.Millisecond}})
+			},
+			status: 504, body: `{"message": "Endpoint request timed out"}`, errorType: "InternalServerErrorException",
+			reason: "route timeout", metric: "timeout",
 		},
 		{
 			desc: "target does not speak TLS",

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/tls"
 	"io"
 	"log"
@@ -60,6 +61,38 @@ func deadTarget(t *testing.T) string {
 	return "https://" + addr
 }
 
+// silentTarget returns an https URL on loopback that accepts TCP
+// connections and never reads or writes: a TLS handshake there never ends.
+func silentTarget(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	return "https://" + ln.Addr().String()
+}
+
 // env is one route's proxy stage over a real pool and verified transport,
 // served behind observe.Middleware on a loopback front.
 type env struct {
@@ -72,11 +105,13 @@ type env struct {
 }
 
 type envOptions struct {
-	targets  []string
-	balance  string
-	maxFails int
-	pin      *certs.Cert // the key the transport trusts
-	opts     proxy.Options
+	targets     []string
+	balance     string
+	maxFails    int
+	resolver    string        // DNS server for host-name targets; "" = none may be used
+	dialTimeout time.Duration // defaults to 5 s
+	pin         *certs.Cert   // the key the transport trusts
+	opts        proxy.Options
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -85,11 +120,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	logger := slog.New(slog.NewJSONHandler(e.logs, nil))
 	var err error
 	e.pool, err = upstream.NewPool(upstream.PoolOptions{
-		Name:    "onprem",
-		Targets: o.targets,
-		Balance: o.balance,
-		Passive: upstream.PassiveOptions{MaxFails: o.maxFails, EjectFor: time.Minute},
-		Logger:  logger,
+		Name:     "onprem",
+		Targets:  o.targets,
+		Balance:  o.balance,
+		Passive:  upstream.PassiveOptions{MaxFails: o.maxFails, EjectFor: time.Minute},
+		Resolver: o.resolver,
+		Logger:   logger,
 	})
 	if err != nil {
 		t.Fatalf("upstream.NewPool: %v", err)
@@ -99,7 +135,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		ServerName:  "backend.internal",
 		Pins:        []string{transport.SPKIPin(o.pin.Cert)},
 		DialContext: e.pool.DialContext,
-		DialTimeout: 5 * time.Second,
+		DialTimeout: cmp.Or(o.dialTimeout, 5*time.Second),
 	})
 	if err != nil {
 		t.Fatalf("transport.New: %v", err)

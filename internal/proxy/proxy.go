@@ -122,12 +122,19 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 	out.Host = h.opts.HostHeader
 
-	// ReverseProxy removed the partner's X-Forwarded-* before Rewrite.
-	// API Gateway appends the caller to an X-Forwarded-For it received, so
-	// keep the chain and let SetXForwarded append the client address.
+	// ReverseProxy removed the partner's X-Forwarded-For, -Host and -Proto
+	// and Forwarded before Rewrite. API Gateway appends the caller to an
+	// X-Forwarded-For it received, so the chain is kept and SetXForwarded
+	// appends the client address: only the rightmost entry is set by
+	// drawbridge, every entry left of it is whatever the partner sent, and
+	// a backend must not trust those. Other headers that name a client
+	// address are dropped rather than passed on with a partner's choice
+	// in them; Forwarded again in case ReverseProxy ever stops doing it.
 	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
 		out.Header["X-Forwarded-For"] = prior
 	}
+	out.Header.Del("Forwarded")
+	out.Header.Del("X-Real-Ip")
 	pr.SetXForwarded()
 	if addr, ok := pr.In.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if _, port, err := net.SplitHostPort(addr.String()); err == nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 
 	"github.com/drawbridge-gw/drawbridge/internal/proxy"
@@ -117,6 +118,67 @@ func TestUpstreamPath(t *testing.T) {
 			}
 			if seen["host"] != tc.wantHost {
 				t.Errorf("GET %s: backend saw Host %q, want %q", tc.target, seen["host"], tc.wantHost)
+			}
+		})
+	}
+}
+
+// TestClientAddressHeaders: the backend learns the partner's address only
+// from X-Forwarded-For, whose rightmost entry drawbridge sets; headers the
+// partner could fill with any address do not reach it.
+func TestClientAddressHeaders(t *testing.T) {
+	t.Parallel()
+	cert := newCert(t)
+	b := newBackend(t, cert, true, func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(r.Header)
+	})
+	e := newEnv(t, envOptions{targets: []string{b.srv.URL}, pin: cert})
+	tests := []struct {
+		desc   string
+		header http.Header
+		want   http.Header // nil value = absent
+	}{
+		{
+			desc: "spoofable headers dropped",
+			header: http.Header{
+				"Forwarded":  {"for=198.51.100.7;proto=https"},
+				"X-Real-Ip":  {"198.51.100.7"},
+				"X-Trace-Id": {"abc"},
+			},
+			want: http.Header{
+				"Forwarded":       nil,
+				"X-Real-Ip":       nil,
+				"X-Forwarded-For": {"127.0.0.1"},
+				"X-Trace-Id":      {"abc"},
+			},
+		},
+		{
+			desc:   "partner's X-Forwarded-For chain kept, client appended",
+			header: http.Header{"X-Forwarded-For": {"203.0.113.9, 10.1.2.3"}, "X-Real-Ip": {"203.0.113.9"}},
+			want:   http.Header{"X-Forwarded-For": {"203.0.113.9, 10.1.2.3, 127.0.0.1"}, "X-Real-Ip": nil},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			req, err := http.NewRequest("GET", e.front.URL+"/orders/1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = tc.header
+			resp, err := e.front.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var seen http.Header
+			if err := json.NewDecoder(resp.Body).Decode(&seen); err != nil {
+				t.Fatalf("GET: decoding the backend's headers: %v", err)
+			}
+			for name, want := range tc.want {
+				if got := seen[name]; !slices.Equal(got, want) {
+					t.Errorf("GET with %v: backend saw %s %q, want %q", tc.header, name, got, want)
+				}
 			}
 		})
 	}

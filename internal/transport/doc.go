@@ -10,5 +10,7 @@
 //
 // [New] returns an [*http.Transport] per upstream; [NewTLSConfig] returns the
 // same verification as a [*tls.Config] for callers that dial TLS themselves.
-// Refusals are reported as [*VerifyError], found with [AsVerifyError].
+// Refusals are reported as [*VerifyError], found with [AsVerifyError]. Every
+// failure before a request is written, a refusal included, is a
+// [*DialError]: the request never reached the backend.
 package transport

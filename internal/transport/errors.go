@@ -47,3 +47,35 @@ func AsVerifyError(err error) (*VerifyError, bool) {
 	}
 	return nil, false
 }
+
+// Stages of making a connection, as [DialError.Op].
+const (
+	OpDial      = "dial"          // name resolution and TCP connect
+	OpHandshake = "tls handshake" // the TLS handshake, including verification
+)
+
+// DialError is a failure to make a connection to a backend: resolving or
+// dialing it, the TLS handshake (a timeout included) or the verification
+// of its certificate. Every such failure happens before any byte of a
+// request is written, so the request may safely go to another target.
+// A refused certificate is a DialError wrapping a [*VerifyError].
+type DialError struct {
+	Upstream string
+	Addr     string // host:port from the request URL, not the IP dialed
+	Op       string // OpDial or OpHandshake
+	Err      error
+}
+
+func (e *DialError) Error() string {
+	what := "connecting to"
+	if e.Op == OpHandshake {
+		what = "tls handshake with"
+	}
+	// A VerifyError already names the upstream.
+	if ve, ok := AsVerifyError(e.Err); ok && ve.Upstream == e.Upstream {
+		return fmt.Sprintf("%s %s: %v", what, e.Addr, e.Err)
+	}
+	return fmt.Sprintf("upstream %q: %s %s: %v", e.Upstream, what, e.Addr, e.Err)
+}
+
+func (e *DialError) Unwrap() error { return e.Err }

@@ -3,7 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
+	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -19,7 +19,10 @@ import (
 //     response header timeout, as the proxy applies per-route timeouts
 //     through the request context;
 //   - plain http:// requests fail unless o.AllowPlaintext: no hop to a
-//     backend is plaintext without the operator's opt-in.
+//     backend is plaintext without the operator's opt-in;
+//   - every failure before the request is written (dial, name resolution
+//     in o.DialContext, TLS handshake, verification, plaintext refusal) is
+//     returned as a [*DialError].
 func New(o Options) (*http.Transport, error) {
 	base, v, err := newTLSConfig(o)
 	if err != nil {
@@ -51,11 +54,24 @@ func New(o Options) (*http.Transport, error) {
 	// TLSClientConfig is informational only (and lets net/http set up
 	// HTTP/2): DialTLSContext below makes every https connection.
 	tr.TLSClientConfig = base.Clone()
+	// Every failure before the request is written is a *DialError, so the
+	// proxy can tell it from a failed exchange and try another target.
+	dialErr := func(addr, op string, err error) error {
+		return &DialError{Upstream: o.Upstream, Addr: addr, Op: op, Err: err}
+	}
 	if o.AllowPlaintext {
-		tr.DialContext = dial
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, dialErr(addr, OpDial, err)
+			}
+			return conn, nil
+		}
 	} else {
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return nil, fmt.Errorf("upstream %q: plaintext connection to %s refused: use https", o.Upstream, addr)
+			return nil, dialErr(addr, OpDial, errors.New("plaintext connection refused: use https"))
 		}
 	}
 	// net/http only tells the TLS config which host it dials by setting
@@ -65,17 +81,19 @@ func New(o Options) (*http.Transport, error) {
 	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
-			return nil, fmt.Errorf("upstream %q: dialing %s: %w", o.Upstream, addr, err)
+			return nil, dialErr(addr, OpDial, err)
 		}
 		name := o.ServerName
 		if name == "" {
 			name = host
 		}
+		// net/http dials under a context without the request's deadline,
+		// so a timeout here is always the dial timeout, never the route's.
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		raw, err := dial(ctx, network, addr)
 		if err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", o.Upstream, err)
+			return nil, dialErr(addr, OpDial, err)
 		}
 		cfg := base.Clone()
 		cfg.ServerName = name
@@ -85,10 +103,7 @@ func New(o Options) (*http.Transport, error) {
 		conn := tls.Client(raw, cfg)
 		if err := conn.HandshakeContext(ctx); err != nil {
 			raw.Close()
-			if _, ok := AsVerifyError(err); ok {
-				return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
-			}
-			return nil, fmt.Errorf("upstream %q: tls handshake with %s: %w", o.Upstream, addr, err)
+			return nil, dialErr(addr, OpHandshake, err)
 		}
 		return conn, nil
 	}

@@ -159,3 +159,15 @@ func (t *Target) loadAddrs() []string {
 	}
 	return nil
 }
+
+// InheritState copies old's health verdict, passive ejection and resolved
+// addresses into t. A config reload builds new targets; without this, a
+// target known to be down would get partner traffic again until the
+// health checks caught up.
+func (t *Target) InheritState(old *Target) {
+	t.down.Store(old.down.Load())
+	t.ejectedUntil.Store(old.ejectedUntil.Load())
+	if a := old.addrs.Load(); a != nil && !t.ip {
+		t.addrs.Store(a)
+	}
+}

@@ -66,10 +66,18 @@ type Store struct {
 	// flushHook, if set, runs first in each flush transaction; tests use
 	// it to make a flush fail.
 	flushHook atomic.Pointer[func(*bbolt.Tx) error]
+	// consumeHook, if set, runs in Consume between the closed check and
+	// the count; tests use it to hold a Consume there while Close runs.
+	consumeHook atomic.Pointer[func()]
+
+	// closeMu makes Consume's closed check and its count one step: Consume
+	// holds it shared, Close takes it exclusively to set closed, so once
+	// Close has set closed no count can land after the final flush.
+	closeMu sync.RWMutex
+	closed  bool // guarded by closeMu
 
 	stop      chan struct{}
 	done      chan struct{}
-	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -233,7 +241,9 @@ func (s *Store) flush() error {
 // call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.closed.Store(true)
+		s.closeMu.Lock()
+		s.closed = true
+		s.closeMu.Unlock()
 		close(s.stop)
 		<-s.done
 		ferr := s.flush()
@@ -429,8 +439,13 @@ func (s *Store) Allow(_ context.Context, bucket string, t store.Throttle) (store
 // Consume implements store.Store. The count is on disk after the next
 // flush (see the package comment).
 func (s *Store) Consume(_ context.Context, keyID string, w *store.Window, now time.Time) (store.QuotaDecision, error) {
-	if s.closed.Load() {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
 		return store.QuotaDecision{}, fmt.Errorf("consuming for %q: store %q is closed", keyID, s.path)
+	}
+	if hook := s.consumeHook.Load(); hook != nil {
+		(*hook)()
 	}
 	return s.counts.Consume(keyID, w, now), nil
 }

@@ -332,3 +332,110 @@ func TestAllowUsesInjectedClock(t *testing.T) {
 		t.Errorf("Allow(b) one second later: got %+v, want allowed", d)
 	}
 }
+
+// TestConsumeRacingClose checks that every Consume that succeeds is in the
+// file, however it interleaves with Close: a count that landed after the
+// final flush would be lost.
+func TestConsumeRacingClose(t *testing.T) {
+	const (
+		workers = 4
+		rounds  = 20
+		warmup  = 50 // successful Consumes per worker before Close starts
+	)
+	w := &store.Window{Start: month.Start, End: month.End, Limit: 1 << 40}
+	for round := range rounds {
+		path := filepath.Join(t.TempDir(), "drawbridge.db")
+		s, err := Open(path, Options{FlushInterval: time.Millisecond})
+		if err != nil {
+			t.Fatalf("Open(%q): got %v, want nil", path, err)
+		}
+		var (
+			wg     sync.WaitGroup
+			ready  sync.WaitGroup
+			counts [workers]int64
+		)
+		ready.Add(workers)
+		for i := range workers {
+			wg.Go(func() {
+				id := "key_" + string(rune('a'+i))
+				for n := 0; ; n++ {
+					if n == warmup {
+						ready.Done()
+					}
+					d, err := s.Consume(ctx, id, w, day)
+					if err != nil {
+						if n < warmup {
+							ready.Done()
+						}
+						return
+					}
+					if !d.Allowed {
+						t.Errorf("Consume(%s) #%d: got refused, want allowed under a limit of %d", id, n+1, w.Limit)
+					}
+					counts[i]++
+				}
+			})
+		}
+		ready.Wait()
+		if err := s.Close(); err != nil {
+			t.Fatalf("round %d: Close(): got %v, want nil", round, err)
+		}
+		wg.Wait()
+
+		s = mustOpen(t, path, Options{FlushInterval: time.Hour})
+		for i, want := range counts {
+			id := "key_" + string(rune('a'+i))
+			if got, err := s.QuotaUsed(ctx, id, *w); err != nil || got != want {
+				t.Errorf("round %d: QuotaUsed(%s) after reopening: got %d, %v, want %d successful Consumes, nil", round, id, got, err, want)
+			}
+			u, err := s.Usage(ctx, id, day, day)
+			if got := u["2026-05-17"]; err != nil || got != want {
+				t.Errorf("round %d: Usage(%s) after reopening: got %d, %v, want %d successful Consumes, nil", round, id, got, err, want)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("round %d: Close() of the reopened store: got %v, want nil", round, err)
+		}
+	}
+}
+
+// TestCloseWaitsForConsume holds a Consume between its closed check and its
+// count while Close runs: the count must still reach the file.
+func TestCloseWaitsForConsume(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drawbridge.db")
+	s, err := Open(path, Options{FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatalf("Open(%q): got %v, want nil", path, err)
+	}
+	inside, release := make(chan struct{}), make(chan struct{})
+	hook := func() {
+		close(inside)
+		<-release
+	}
+	s.consumeHook.Store(&hook)
+	consumed := make(chan error)
+	go func() {
+		_, err := s.Consume(ctx, "key_a", &month, day)
+		consumed <- err
+	}()
+	<-inside
+	closed := make(chan error)
+	go func() { closed <- s.Close() }()
+	// Give Close the chance to finish early, which only a Close that does
+	// not wait for Consume would take.
+	select {
+	case err := <-closed:
+		close(release)
+		<-consumed
+		t.Fatalf("Close() while a Consume was counting: returned (%v) before the Consume finished", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-consumed; err != nil {
+		t.Fatalf("Consume(key_a) started before Close: got %v, want nil", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close(): got %v, want nil", err)
+	}
+	checkCounts(t, mustOpen(t, path, Options{}), 1)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -12,11 +11,8 @@ import (
 
 	"github.com/drawbridge-gw/drawbridge/internal/store"
 	"github.com/drawbridge-gw/drawbridge/internal/store/internal/counters"
+	"github.com/drawbridge-gw/drawbridge/internal/store/internal/gcra"
 )
-
-// maxDuration caps the emission interval and the tolerance, as the memory
-// store's GCRA does, so a tiny rate or a huge burst stays finite.
-const maxDuration = time.Duration(math.MaxInt64 / 4)
 
 // Allow takes one token from bucket (GCRA, see internal/gcra for the
 // semantics shared with the other stores). Every replica's request goes
@@ -27,7 +23,7 @@ func (s *Store) Allow(ctx context.Context, bucket string, t store.Throttle) (sto
 		// A zero rate refuses everything and never refills.
 		return store.Decision{}, nil
 	}
-	interval, tau := gcraParams(t)
+	interval, tau := gcra.Params(t)
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	op := fmt.Sprintf("throttling bucket %q", bucket)
@@ -45,16 +41,6 @@ func (s *Store) Allow(ctx context.Context, bucket string, t store.Throttle) (sto
 		RetryAfter: time.Duration(res[2]) * time.Microsecond,
 		Reset:      time.Duration(res[3]) * time.Microsecond,
 	}, nil
-}
-
-// gcraParams returns the emission interval and the tolerance of t, which
-// must have a positive Rate; Burst < 1 counts as 1.
-func gcraParams(t store.Throttle) (interval, tau time.Duration) {
-	burst := max(t.Burst, 1)
-	iv := float64(time.Second) / t.Rate
-	iv = min(max(iv, 1), float64(maxDuration))
-	tf := min(iv*float64(burst), float64(maxDuration))
-	return time.Duration(iv), time.Duration(tf)
 }
 
 // micros formats d in microseconds for the scripts, keeping fractions so

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,13 @@ type Options struct {
 	Prefix string
 	// Timeout bounds each operation. If zero, DefaultTimeout is used.
 	Timeout time.Duration
+	// TLS, if not nil, makes every connection TLS with a clone of this
+	// config, to Sentinels and Cluster nodes too; nil means plaintext.
+	// There is no fallback: a failed handshake fails the operation with
+	// store.ErrUnavailable. When TLS.ServerName is empty, each connection
+	// sends the host of the address it dials as SNI. Verification is the
+	// config's business: build it with transport.NewTLSConfig.
+	TLS *tls.Config
 	// Logger receives a warning when Redis becomes unreachable and a note
 	// when it is back, once per change rather than once per request. If
 	// nil, slog.Default() is used. (go-redis's own log, which is
@@ -104,6 +112,12 @@ func New(o Options) (*Store, error) {
 		log = slog.Default()
 	}
 	quietLibrary.Do(func() { redis.SetLogger(debugLogger{}) })
+	var tlsConfig *tls.Config
+	if o.TLS != nil {
+		// go-redis keeps the config it is given; a clone keeps the
+		// caller's later changes out of live connections.
+		tlsConfig = o.TLS.Clone()
+	}
 
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:      o.Addrs,
@@ -112,6 +126,7 @@ func New(o Options) (*Store, error) {
 		Password:   o.Password,
 		DB:         o.DB,
 		ClientName: "drawbridge",
+		TLSConfig:  tlsConfig,
 		// The operation's context carries Timeout; the socket timeouts
 		// equal it so that a slow reply ends the operation instead of
 		// being retried, which could run a counting script twice.

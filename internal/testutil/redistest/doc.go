@@ -6,4 +6,7 @@
 //	st, _ := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}})
 //	srv.Kill()                // operations now fail with store.ErrUnavailable
 //	srv.Restart()             // same port, empty data set
+//
+// StartTLS runs a server whose port speaks TLS only, with a certificate the
+// test generates, to check that clients verify Redis as they should.
 package redistest

@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +40,7 @@ type Server struct {
 	dir  string
 	port int
 	args []string
+	tls  bool // the port speaks TLS only
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -58,6 +60,42 @@ func Start(t testing.TB) *Server {
 // are in the server's temporary directory. They apply to restarts too.
 func StartArgs(t testing.TB, args ...string) *Server {
 	t.Helper()
+	return start(t, false, args)
+}
+
+// StartTLS is Start with the port speaking TLS only (no plaintext port),
+// serving the PEM certificate chain in certFile with the key in keyFile.
+// Clients are not asked for certificates. Redis must be built with TLS
+// support (Debian's is); if it is not, the test fails.
+func StartTLS(t testing.TB, certFile, keyFile string) *Server {
+	t.Helper()
+	return StartTLSArgs(t, certFile, keyFile)
+}
+
+// StartTLSArgs is StartTLS with extra redis-server options, which come
+// last and so override StartTLS's own: "--tls-auth-clients", "yes",
+// "--tls-ca-cert-file", caFile requires client certificates from caFile.
+func StartTLSArgs(t testing.TB, certFile, keyFile string, args ...string) *Server {
+	t.Helper()
+	// The server runs in its own directory.
+	certFile, err := filepath.Abs(certFile)
+	if err != nil {
+		t.Fatalf("redistest.StartTLS: %v", err)
+	}
+	keyFile, err = filepath.Abs(keyFile)
+	if err != nil {
+		t.Fatalf("redistest.StartTLS: %v", err)
+	}
+	tlsArgs := []string{
+		"--tls-cert-file", certFile,
+		"--tls-key-file", keyFile,
+		"--tls-auth-clients", "no",
+	}
+	return start(t, true, append(tlsArgs, args...))
+}
+
+func start(t testing.TB, useTLS bool, args []string) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -65,7 +103,7 @@ func StartArgs(t testing.TB, args ...string) *Server {
 		}
 		t.Skipf("redis-server not installed: %v", err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), args: args}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), args: args, tls: useTLS}
 	t.Cleanup(s.kill)
 
 	var lastErr error
@@ -163,15 +201,18 @@ func (s *Server) start() error {
 // startLocked runs redis-server on s.port and waits until it answers PING.
 func (s *Server) startLocked() error {
 	logPath := filepath.Join(s.dir, "redis.log")
-	args := []string{
-		"--port", strconv.Itoa(s.port),
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls {
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port)}
+	}
+	args := append(port,
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
 		"--logfile", logPath,
 		"--daemonize", "no",
-	}
+	)
 	cmd := exec.Command(s.bin, append(args, s.args...)...)
 	cmd.Dir = s.dir
 	dieWithParent(cmd)
@@ -192,7 +233,7 @@ func (s *Server) startLocked() error {
 			return fmt.Errorf("redis-server exited at start (%v); log:\n%s", cmd.ProcessState, tail(logPath))
 		default:
 		}
-		err := ping(s.Addr())
+		err := ping(s.Addr(), s.tls)
 		if err == nil {
 			return nil
 		}
@@ -206,9 +247,22 @@ func (s *Server) startLocked() error {
 
 // ping sends one inline PING and expects +PONG, or -NOAUTH from a server
 // with a password, which tells a ready server from one still loading
-// (-LOADING).
-func ping(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+// (-LOADING). Over TLS it also accepts the server refusing a client without
+// a certificate, which only a ready server does.
+func ping(addr string, useTLS bool) error {
+	var conn net.Conn
+	var err error
+	if useTLS {
+		d := &tls.Dialer{
+			NetDialer: &net.Dialer{Timeout: time.Second},
+			// This only asks whether the server is up; the tests verify
+			// its certificate through the code under test.
+			Config: &tls.Config{InsecureSkipVerify: true},
+		}
+		conn, err = d.Dial("tcp", addr)
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, time.Second)
+	}
 	if err != nil {
 		return err
 	}
@@ -218,6 +272,12 @@ func ping(addr string) error {
 		return err
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
+	if useTLS && err != nil && strings.Contains(err.Error(), "remote error: tls:") {
+		// A server that wants a client certificate refuses the
+		// handshake with an alert (in TLS 1.3 only once the client
+		// reads): its TLS layer, and so the server, is up.
+		return nil
+	}
 	if err != nil {
 		return err
 	}

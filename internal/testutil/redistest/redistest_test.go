@@ -2,10 +2,14 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/drawbridge-gw/drawbridge/internal/testutil/certs"
 )
 
 // command sends one inline command and returns the first reply line.
@@ -109,5 +113,61 @@ func TestStartArgs(t *testing.T) {
 			t.Fatalf("GET x without password: got %q, %v, want -NOAUTH", got, err)
 		}
 		srv.Restart() // the options apply to the new process too
+	}
+}
+
+// tlsCommand is command over TLS, trusting only roots, presenting client
+// if not nil.
+func tlsCommand(addr, cmd string, roots *x509.CertPool, client *certs.Cert) (string, error) {
+	cfg := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
+	if client != nil {
+		cfg.Certificates = []tls.Certificate{client.TLS}
+	}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: cfg}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+func TestStartTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := certs.SelfSigned(t, certs.Options{IsCA: true})
+	leaf := certs.SelfSigned(t, certs.Options{Parent: ca, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	certFile, keyFile := leaf.WriteFiles(t, dir)
+	srv := StartTLS(t, certFile, keyFile)
+
+	for range 2 {
+		if got, err := tlsCommand(srv.Addr(), "PING", ca.Pool(), nil); err != nil || got != "+PONG" {
+			t.Fatalf("PING over TLS: got %q, %v, want +PONG", got, err)
+		}
+		if got, err := command(t, srv.Addr(), "PING"); err == nil && got == "+PONG" {
+			t.Fatalf("PING in plaintext to a TLS port: got %q, want an error", got)
+		}
+		srv.Restart() // the new process speaks TLS too
+	}
+}
+
+func TestStartTLSArgsClientAuth(t *testing.T) {
+	dir := t.TempDir()
+	ca := certs.SelfSigned(t, certs.Options{IsCA: true})
+	leaf := certs.SelfSigned(t, certs.Options{Parent: ca, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	client := certs.SelfSigned(t, certs.Options{Parent: ca, CommonName: "gateway"})
+	certFile, keyFile := leaf.WriteFiles(t, dir)
+	caFile, _ := ca.WriteFiles(t, dir)
+	srv := StartTLSArgs(t, certFile, keyFile, "--tls-auth-clients", "yes", "--tls-ca-cert-file", caFile)
+
+	if got, err := tlsCommand(srv.Addr(), "PING", ca.Pool(), client); err != nil || got != "+PONG" {
+		t.Fatalf("PING over TLS with a client certificate: got %q, %v, want +PONG", got, err)
+	}
+	if got, err := tlsCommand(srv.Addr(), "PING", ca.Pool(), nil); err == nil {
+		t.Fatalf("PING over TLS without a client certificate: got %q, want an error", got)
 	}
 }

@@ -1,6 +1,8 @@
 // Package gcra is the in-process token bucket behind the memory and bolt
 // stores' Allow: the generic cell rate algorithm (GCRA), which keeps one
-// timestamp per bucket instead of a token count and a refill time.
+// timestamp per bucket instead of a token count and a refill time. Its
+// Params are also what the Redis store hands its script, so that all
+// stores derive a throttle's timing the same way.
 package gcra
 
 import (
@@ -31,7 +33,7 @@ func Decide(tat, now time.Time, t store.Throttle) (time.Time, store.Decision) {
 	if !(t.Rate > 0) {
 		return tat, store.Decision{}
 	}
-	interval, tau := params(t)
+	interval, tau := Params(t)
 	start := tat
 	if start.Before(now) {
 		start = now
@@ -51,9 +53,11 @@ func Decide(tat, now time.Time, t store.Throttle) (time.Time, store.Decision) {
 	}
 }
 
-// params returns the emission interval and the tolerance of t, which must
-// have a positive Rate.
-func params(t store.Throttle) (interval, tau time.Duration) {
+// Params returns the emission interval T = 1/Rate and the tolerance
+// τ = T*Burst of t, which must have a positive Rate. Burst < 1 counts as 1;
+// T is at least 1ns, and both are capped so that adding them to a time
+// cannot overflow.
+func Params(t store.Throttle) (interval, tau time.Duration) {
 	burst := max(t.Burst, 1)
 	iv := float64(time.Second) / t.Rate
 	iv = min(max(iv, 1), float64(maxDuration))

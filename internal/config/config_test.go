@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -482,6 +483,7 @@ func TestProblems(t *testing.T) {
 		{"admin token too short", good + "admin: {addr: 0.0.0.0:9090, token: abc}\n", `drawbridge.yaml:11: admin: token is 3 characters; use at least 16 random ones (e.g. openssl rand -hex 32)`},
 		{"store on_error", good + "store: {type: memory, on_error: maybe}\n", `drawbridge.yaml:11: store: on_error must be fail_closed or fail_open, got "maybe"`},
 		{"plan method key", good + "plans:\n  gold:\n    methods: {'/orders': {rate: 1, burst: 1}}\n", `drawbridge.yaml:13: plan "gold": methods: "/orders" must be "METHOD /path" as a route declares it, e.g. "GET /orders/{id}"`},
+		{"plan method key without a route", good + "plans:\n  gold:\n    methods: {'GET /nosuch': {rate: 1, burst: 1}}\n", `drawbridge.yaml:13: plan "gold": methods: "GET /nosuch" matches no route: it must name a method and path as a route declares them (a route with methods [ANY] takes "ANY /nosuch")`},
 		{"partner fingerprint", good + "partners:\n  acme:\n    client_cert: {fingerprints: [abc]}\n", `drawbridge.yaml:13: partner "acme": client_cert.fingerprints: "abc" must be sha256:<64 hex digits> of the DER certificate (openssl x509 -noout -fingerprint -sha256, without colons)`},
 		{"duplicate route", good + "  - path: /orders/{orderId}\n    upstream: onprem\n", `drawbridge.yaml:11: route "ANY /orders/{orderId}": duplicates route "ANY /orders/{id}" at line 9 (same host, path shape and method); only one of them could ever match`},
 		{"duplicate route name", good + "  - {name: 'ANY /orders/{id}', path: /x, upstream: onprem}\n  - {name: 'ANY /orders/{id}', path: /y, upstream: onprem}\n", `drawbridge.yaml:12: route "ANY /orders/{id}": name is already used by the route at line 11; names must be unique`},
@@ -744,4 +746,20 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("loadData(%q): got %#v, want *Error with problems", data, err)
 		}
 	})
+}
+
+// TestPlanMethodKeyTakesRouteSpelling: a per-method throttle names the
+// path with any parameter names; it is stored under the route's own
+// spelling, which is what the gateway looks it up by.
+func TestPlanMethodKeyTakesRouteSpelling(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, good+"plans:\n  gold:\n    methods: {'ANY /orders/{orderId}': {rate: 1, burst: 2}}\n")
+	cfg, err := load(path, noEnv)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	got := cfg.Plans["gold"].Methods
+	if _, ok := got["ANY /orders/{id}"]; !ok || len(got) != 1 {
+		t.Errorf("plan gold methods: got keys %v, want just \"ANY /orders/{id}\"", slices.Collect(maps.Keys(got)))
+	}
 }

@@ -942,7 +942,14 @@ func (v *validator) plan(p *Plan) {
 			v.add(mline, "%s: methods: %q must be \"METHOD /path\" as a route declares it, e.g. \"GET /orders/{id}\"", obj, key)
 			continue
 		}
-		if norm := strings.ToUpper(method) + " " + path; norm != key {
+		// The key is rewritten to the route's own spelling of the path, the
+		// one the gateway looks the override up by.
+		routePath, ok := v.routeDeclares(strings.ToUpper(method), path)
+		if !ok {
+			v.add(mline, "%s: methods: %q matches no route: it must name a method and path as a route declares them (a route with methods [ANY] takes \"ANY %s\")", obj, key, path)
+			continue
+		}
+		if norm := strings.ToUpper(method) + " " + routePath; norm != key {
 			p.Methods[norm] = p.Methods[key]
 			delete(p.Methods, key)
 		}
@@ -972,6 +979,25 @@ func (v *validator) plan(p *Plan) {
 			v.add(v.line(&q.Offset, qline), "%s: quota.offset %d is out of range for period %s", obj, q.Offset, q.Period)
 		}
 	}
+}
+
+// routeDeclares finds a route that declares method on path (the same
+// template up to parameter names) and returns that route's path: a plan's
+// per-method throttle is keyed by it.
+func (v *validator) routeDeclares(method, path string) (string, bool) {
+	want, errs := parseTemplate(path)
+	if len(errs) > 0 {
+		return "", false
+	}
+	for _, r := range v.cfg.Routes {
+		if r == nil || !slices.Contains(r.Methods, method) {
+			continue
+		}
+		if t, errs := parseTemplate(r.Path); len(errs) == 0 && t.shape == want.shape {
+			return r.Path, true
+		}
+	}
+	return "", false
 }
 
 func (v *validator) anyClientCA() bool {

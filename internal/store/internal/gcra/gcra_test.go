@@ -88,3 +88,27 @@ func TestLimiterSweepsFullBuckets(t *testing.T) {
 		t.Errorf("Allow(debt) a minute after its only token at 1/1000s: got %+v, want refused", d)
 	}
 }
+
+func TestParams(t *testing.T) {
+	// The cap goes through float64, which rounds it by a nanosecond.
+	capped := time.Duration(float64(maxDuration))
+	tests := []struct {
+		desc          string
+		th            store.Throttle
+		interval, tau time.Duration
+	}{
+		{"ten per second burst five", store.Throttle{Rate: 10, Burst: 5}, 100 * time.Millisecond, 500 * time.Millisecond},
+		{"burst zero is one", store.Throttle{Rate: 4, Burst: 0}, 250 * time.Millisecond, 250 * time.Millisecond},
+		{"interval at least 1ns", store.Throttle{Rate: math.Inf(1), Burst: 3}, 1, 3},
+		{"tiny rate clamped", store.Throttle{Rate: 1e-30, Burst: 2}, capped, capped},
+		{"huge burst clamped", store.Throttle{Rate: 1, Burst: math.MaxInt}, time.Second, capped},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			interval, tau := Params(tt.th)
+			if interval != tt.interval || tau != tt.tau {
+				t.Errorf("Params(%+v): got %v, %v, want %v, %v", tt.th, interval, tau, tt.interval, tt.tau)
+			}
+		})
+	}
+}

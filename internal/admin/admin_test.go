@@ -310,6 +310,9 @@ func TestCreateKeyErrors(t *testing.T) {
 		{desc: "non-ASCII value", body: `{"name": "a", "plan": "gold", "value": "0123456789012345678é"}`, want: 400, wantContains: "printable"},
 		{desc: "control character in value", body: `{"name": "a", "plan": "gold", "value": "01234567890123456789\t"}`, want: 400, wantContains: "printable"},
 		{desc: "trailing space in value", body: `{"name": "a", "plan": "gold", "value": "01234567890123456789 "}`, want: 400, wantContains: "space"},
+		// The key check refuses any space, so such a key would answer 403
+		// forever.
+		{desc: "inner space in value", body: `{"name": "a", "plan": "gold", "value": "0123456789 0123456789"}`, want: 400, wantContains: "character 11 is a space"},
 		{desc: "unknown plan", body: `{"name": "a", "plan": "platinum"}`, want: 400, wantContains: `plan \"platinum\" does not exist`},
 		{desc: "unknown field", body: `{"name": "a", "plan": "gold", "enabeld": true}`, want: 400, wantContains: "enabeld"},
 		{desc: "not JSON", body: `name=a`, want: 400, wantContains: "request body"},
@@ -452,6 +455,9 @@ func TestImportErrors(t *testing.T) {
 		{desc: "unknown JSON field", contentType: "application/json", body: `[{"name": "good", "value": "good-key-value-0123456789", "plna": "gold"}]`, want: 400, wantContains: "plna"},
 		{desc: "JSON object without items", contentType: "application/json", body: `{"keys": []}`, want: 400, wantContains: "keys"},
 		{desc: "unknown plan in JSON", contentType: "application/json", body: `[{"name": "good", "value": "good-key-value-0123456789", "plan": "platinum"}]`, want: 400, wantContains: "platinum"},
+		{desc: "inner space in CSV value", contentType: "text/csv", body: "Name,Key\n" + good + "spaced,spaced key-value-0123456789\n", want: 400, wantContains: "line 3: key value: character 7 is a space"},
+		{desc: "inner space in JSON value", contentType: "application/json", body: `[{"name": "spaced", "value": "spaced key-value-0123456789"}]`, want: 400, wantContains: "item 1: key value: character 7 is a space"},
+		{desc: "inner space in AWS JSON value", contentType: "application/json", body: `{"items": [{"name": "spaced", "value": "spaced key-value-0123456789"}]}`, want: 400, wantContains: "item 1: key value: character 7 is a space"},
 		{desc: "unsupported type", contentType: "application/xml", body: "<keys/>", want: 415, wantContains: "text/csv"},
 		{desc: "no content type", contentType: "", body: good, want: 415, wantContains: "text/csv"},
 	}
@@ -464,6 +470,9 @@ func TestImportErrors(t *testing.T) {
 			}
 			if keys, _ := e.st.ListKeys(context.Background()); len(keys) != 0 {
 				t.Errorf("refused import stored %d keys, want 0", len(keys))
+			}
+			if strings.Contains(r.body, "spaced key-value") {
+				t.Errorf("POST /v1/keys/import: got %s, which shows a key value", r.body)
 			}
 		})
 	}

@@ -113,7 +113,7 @@ func parseCSV(data []byte) ([]ImportKey, error) {
 		}
 		k := ImportKey{
 			Name:        field("name"),
-			Value:       raw("key"), // exactly as given: checkValue refuses spaces at the ends
+			Value:       raw("key"), // exactly as given: checkValue refuses spaces
 			Description: field("description"),
 			Enabled:     true,
 			Where:       fmt.Sprintf("line %d", line),

@@ -3,16 +3,14 @@ package admin
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base32"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
-	"strings"
 	"time"
 
+	"github.com/drawbridge-gw/drawbridge/internal/auth"
 	"github.com/drawbridge-gw/drawbridge/internal/store"
 )
 
@@ -67,13 +65,8 @@ type CreateKeyResponse struct {
 	Value string  `json:"value"`
 }
 
-// Value and name rules. The value's are API Gateway's, so that every key
-// exported from it imports unchanged.
-const (
-	minValueLen = 20
-	maxValueLen = 128
-	maxDescLen  = 1024
-)
+// maxDescLen bounds a key's description.
+const maxDescLen = 1024
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
@@ -85,20 +78,11 @@ func checkName(name string) error {
 	return nil
 }
 
-// checkValue applies API Gateway's rule: 20 to 128 printable ASCII
-// characters. Leading and trailing spaces are refused too, since HTTP
-// strips them from header values and the key could never match.
+// checkValue applies auth.ValidKeyValue, the rule the key check enforces
+// on requests, so that no stored key is refused at request time.
 func checkValue(v string) error {
-	if len(v) < minValueLen || len(v) > maxValueLen {
-		return errorf(http.StatusBadRequest, "key value: want %d to %d characters, got %d", minValueLen, maxValueLen, len(v))
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x20 || v[i] > 0x7e {
-			return errorf(http.StatusBadRequest, "key value: character %d is not printable ASCII", i+1)
-		}
-	}
-	if strings.TrimSpace(v) != v {
-		return errorf(http.StatusBadRequest, "key value: must not begin or end with a space")
+	if err := auth.ValidKeyValue(v); err != nil {
+		return &Error{Status: http.StatusBadRequest, Err: err}
 	}
 	return nil
 }
@@ -123,11 +107,6 @@ func checkPlan(ctx context.Context, st store.Store, plan string) error {
 		return fmt.Errorf("looking up plan %q: %w", plan, err)
 	}
 	return nil
-}
-
-func hashValue(v string) string {
-	sum := sha256.Sum256([]byte(v))
-	return hex.EncodeToString(sum[:])
 }
 
 // CreateKey validates req and stores a new key, returning it and its value
@@ -158,7 +137,7 @@ func CreateKey(ctx context.Context, st store.Store, req CreateKeyRequest, now ti
 		return store.Key{}, "", err
 	}
 	k := store.Key{
-		ID: id, Name: req.Name, Hash: hashValue(value), Plan: req.Plan,
+		ID: id, Name: req.Name, Hash: auth.HashKey(value), Plan: req.Plan,
 		Description: req.Description, Enabled: true, CreatedAt: now.UTC(),
 	}
 	if req.Enabled != nil {

@@ -21,8 +21,16 @@ const (
 	DefaultStaleFor = 5 * time.Minute
 )
 
-// maxKeyLen bounds the x-api-key value. API Gateway's own keys are 20 to
-// 128 characters; imported keys get some room beyond that.
+// Bounds of a key value, API Gateway's: every key exported from it
+// imports unchanged. ValidKeyValue applies them.
+const (
+	MinKeyValueLen = 20
+	MaxKeyValueLen = 128
+)
+
+// maxKeyLen bounds the x-api-key value a request may send. It is wider
+// than MaxKeyValueLen because a value no key can have is refused as
+// unknown anyway; the bound only keeps the cost of hashing small.
 const maxKeyLen = 256
 
 // headerAPIKey is x-api-key in the canonical form net/http stores it in.
@@ -53,7 +61,15 @@ var _ KeyStore = store.Store(nil)
 
 // KeyOptions configures NewKeyCheck.
 type KeyOptions struct {
-	// Store finds keys by hash. Required.
+	// Cache, if not nil, is the lookup cache to share with other key
+	// checks; Store, CacheTTL, StaleFor and Now then come from it and the
+	// fields here are ignored. The gateway makes one per process and hands
+	// it to every route and method's check, across reloads, so that a key
+	// costs one store lookup per CacheTTL however many routes it calls and
+	// a reload does not start cold. If nil, the check gets a cache of its
+	// own made from the fields below.
+	Cache *KeyCache
+	// Store finds keys by hash. Required unless Cache is set.
 	Store KeyStore
 	// CacheTTL bounds how long a lookup (found or not) is reused: a revoked
 	// or new key takes effect within it. Zero means DefaultCacheTTL (500ms).
@@ -71,14 +87,69 @@ type KeyOptions struct {
 	OnReject func(reason string)
 }
 
-// keyCheck is the handler NewKeyCheck returns.
-type keyCheck struct {
+// KeyCacheOptions configures NewKeyCache; the fields mean what
+// KeyOptions' fields of the same names do.
+type KeyCacheOptions struct {
+	// Store finds keys by hash. Required.
+	Store KeyStore
+	// TTL is KeyOptions.CacheTTL: zero means DefaultCacheTTL.
+	TTL time.Duration
+	// StaleFor is KeyOptions.StaleFor: zero means DefaultStaleFor.
+	StaleFor time.Duration
+	// Now returns the current time. If nil, time.Now is used.
+	Now func() time.Time
+}
+
+// KeyCache is the store lookups of API keys, shareable by any number of
+// key checks (KeyOptions.Cache). It holds at most 10,000 lookups, about
+// 2.5 MB, preferring to drop lookups of unknown keys. It is safe for
+// concurrent use.
+type KeyCache struct {
 	store    KeyStore
 	ttl      time.Duration
 	staleFor time.Duration
 	now      func() time.Time
+	// err is why the options are unusable; NewKeyCheck reports it, since
+	// NewKeyCache returns no error.
+	err     error
+	entries *keyCache
+}
+
+// NewKeyCache returns an empty cache over o.Store. Invalid options (no
+// store, a negative duration) are reported by NewKeyCheck when the cache
+// is used.
+func NewKeyCache(o KeyCacheOptions) *KeyCache {
+	c := &KeyCache{
+		store:    o.Store,
+		ttl:      o.TTL,
+		staleFor: o.StaleFor,
+		now:      o.Now,
+		entries:  newKeyCache(maxCacheEntries),
+	}
+	switch {
+	case o.Store == nil:
+		c.err = errors.New("no key store")
+	case o.TTL < 0:
+		c.err = fmt.Errorf("negative cache ttl %v", o.TTL)
+	case o.StaleFor < 0:
+		c.err = fmt.Errorf("negative stale_for %v", o.StaleFor)
+	}
+	if c.ttl <= 0 {
+		c.ttl = DefaultCacheTTL
+	}
+	if c.staleFor <= 0 {
+		c.staleFor = DefaultStaleFor
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// keyCheck is the handler NewKeyCheck returns.
+type keyCheck struct {
+	cache    *KeyCache
 	onReject func(string)
-	cache    *keyCache
 	next     http.Handler
 }
 
@@ -94,33 +165,14 @@ func NewKeyCheck(o KeyOptions, next http.Handler) (http.Handler, error) {
 	if next == nil {
 		return nil, errors.New("key check: next handler is nil")
 	}
-	if o.Store == nil {
-		return nil, errors.New("key check: no key store")
+	cache := o.Cache
+	if cache == nil {
+		cache = NewKeyCache(KeyCacheOptions{Store: o.Store, TTL: o.CacheTTL, StaleFor: o.StaleFor, Now: o.Now})
 	}
-	if o.CacheTTL < 0 {
-		return nil, fmt.Errorf("key check: negative cache ttl %v", o.CacheTTL)
+	if cache.err != nil {
+		return nil, fmt.Errorf("key check: %w", cache.err)
 	}
-	if o.StaleFor < 0 {
-		return nil, fmt.Errorf("key check: negative stale_for %v", o.StaleFor)
-	}
-	c := &keyCheck{
-		store:    o.Store,
-		ttl:      o.CacheTTL,
-		staleFor: o.StaleFor,
-		now:      o.Now,
-		onReject: o.OnReject,
-		cache:    newKeyCache(maxCacheEntries),
-		next:     next,
-	}
-	if c.ttl == 0 {
-		c.ttl = DefaultCacheTTL
-	}
-	if c.staleFor == 0 {
-		c.staleFor = DefaultStaleFor
-	}
-	if c.now == nil {
-		c.now = time.Now
-	}
+	c := &keyCheck{cache: cache, onReject: o.OnReject, next: next}
 	if c.onReject == nil {
 		c.onReject = func(string) {}
 	}
@@ -152,14 +204,15 @@ func (c *keyCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	digest := sha256.Sum256(buf[:copy(buf[:], vals[0])])
 
 	ctx := r.Context()
-	now := c.now()
-	e := c.cache.get(digest)
-	if e == nil || now.Sub(e.fetched) >= c.ttl {
-		fresh, err := c.fetch(ctx, digest, now)
+	kc := c.cache
+	now := kc.now()
+	e := kc.entries.get(digest)
+	if e == nil || now.Sub(e.fetched) >= kc.ttl {
+		fresh, err := kc.fetch(ctx, digest, now)
 		switch {
 		case err == nil:
 			e = fresh
-		case e != nil && now.Sub(e.fetched) < c.staleFor:
+		case e != nil && now.Sub(e.fetched) < kc.staleFor:
 			// The store is down: a recent answer beats refusing every
 			// partner. Unknown keys stay refused, as they were cached.
 		default:
@@ -203,7 +256,7 @@ func (c *keyCheck) reject(w http.ResponseWriter, r *http.Request, reason, detail
 
 // fetch looks the key up in the store and caches the answer. A key that
 // is not there is cached too, so guessing keys costs the store little.
-func (c *keyCheck) fetch(ctx context.Context, digest [sha256.Size]byte, now time.Time) (*cacheEntry, error) {
+func (c *KeyCache) fetch(ctx context.Context, digest [sha256.Size]byte, now time.Time) (*cacheEntry, error) {
 	hash := hex.EncodeToString(digest[:])
 	k, err := c.store.KeyByHash(ctx, hash)
 	e := &cacheEntry{fetched: now}
@@ -220,7 +273,7 @@ func (c *keyCheck) fetch(ctx context.Context, digest [sha256.Size]byte, now time
 		e.key = store.Key{Enabled: k.Enabled, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt}
 		e.id = &Identity{KeyID: k.ID, KeyName: k.Name, Plan: k.Plan, Partner: k.Name}
 	}
-	c.cache.put(digest, e)
+	c.entries.put(digest, e)
 	return e, nil
 }
 
@@ -237,16 +290,39 @@ func refusal(k *store.Key, now time.Time) string {
 	return ""
 }
 
-// wellFormedKey reports whether v can be an API key: 1 to maxKeyLen
-// printable ASCII characters, no spaces.
-func wellFormedKey(v string) bool {
-	if len(v) == 0 || len(v) > maxKeyLen {
-		return false
+// ValidKeyValue reports why v cannot be an API key's value, or nil if it
+// can: MinKeyValueLen to MaxKeyValueLen bytes, each printable ASCII other
+// than space (0x21-0x7e). A space anywhere is refused, not only at the
+// ends, because the key check refuses such a header value: a key stored
+// with one would answer 403 forever. The error names what is wrong and
+// never contains v, which is a secret.
+func ValidKeyValue(v string) error {
+	if len(v) < MinKeyValueLen || len(v) > MaxKeyValueLen {
+		return fmt.Errorf("key value: want %d to %d characters, got %d", MinKeyValueLen, MaxKeyValueLen, len(v))
 	}
+	if i := badKeyByte(v); i >= 0 {
+		if v[i] == ' ' {
+			return fmt.Errorf("key value: character %d is a space; want printable ASCII without spaces", i+1)
+		}
+		return fmt.Errorf("key value: character %d is not printable ASCII; want printable ASCII without spaces", i+1)
+	}
+	return nil
+}
+
+// wellFormedKey reports whether a request's x-api-key can be looked up:
+// the bytes ValidKeyValue allows, 1 to maxKeyLen of them. Every value
+// ValidKeyValue accepts is well-formed.
+func wellFormedKey(v string) bool {
+	return len(v) > 0 && len(v) <= maxKeyLen && badKeyByte(v) < 0
+}
+
+// badKeyByte returns the index of the first byte of v outside 0x21-0x7e,
+// or -1 if there is none.
+func badKeyByte(v string) int {
 	for i := 0; i < len(v); i++ {
 		if v[i] < 0x21 || v[i] > 0x7e {
-			return false
+			return i
 		}
 	}
-	return true
+	return -1
 }

@@ -413,7 +413,7 @@ func TestKeyCheckConcurrent(t *testing.T) {
 		t.Fatalf("NewKeyCheck: %v", err)
 	}
 	kc := h.(*keyCheck)
-	kc.cache = newKeyCache(4)
+	kc.cache.entries = newKeyCache(4)
 	srv := newServer(t, h)
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -431,7 +431,7 @@ func TestKeyCheckConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := kc.cache.len(); n > 4 {
+	if n := kc.cache.entries.len(); n > 4 {
 		t.Errorf("cache size: got %d, want at most 4", n)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // StatusSetter receives health verdicts. *upstream.Target implements it.
@@ -39,6 +41,11 @@ type Options struct {
 	Interval time.Duration
 	// Timeout bounds one check. It defaults to DefaultTimeout.
 	Timeout time.Duration
+	// Host is sent as the Host header (HTTP/2 :authority) of every check.
+	// If empty, the target URL's host:port is sent. Set it to what the
+	// proxy sends (the upstream's server_name), so that a virtual-host
+	// load balancer routes checks where it routes real traffic.
+	Host string
 	// HealthyThreshold consecutive successes mark a down target up. It
 	// defaults to DefaultHealthyThreshold.
 	HealthyThreshold int
@@ -144,6 +151,11 @@ func withDefaults(o Options) (Options, *url.URL, error) {
 		return o, nil, fmt.Errorf("negative interval %v, timeout %v or threshold %d/%d",
 			o.Interval, o.Timeout, o.HealthyThreshold, o.UnhealthyThreshold)
 	}
+	// Caught here, a bad Host is one log line; sent, it would fail every
+	// check and take every target down.
+	if o.Host != "" && !httpguts.ValidHostHeader(o.Host) {
+		return o, nil, fmt.Errorf("health check host %q: not a valid Host header", o.Host)
+	}
 	path, err := url.Parse(o.Path)
 	if err != nil {
 		return o, nil, fmt.Errorf("parsing health check path %q: %w", o.Path, err)
@@ -223,6 +235,9 @@ func (k *checker) get(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
 		return fmt.Errorf("building request for %s: %w", k.url, err)
+	}
+	if k.opts.Host != "" {
+		req.Host = k.opts.Host
 	}
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := k.client.Do(req)

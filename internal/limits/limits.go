@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -142,20 +141,6 @@ func New(o Options, next http.Handler) (http.Handler, error) {
 	return h, nil
 }
 
-// checkThrottle rejects throttles that are not numbers of requests. A
-// rate of 0 is allowed and refuses every request, as a throttle of 0 does
-// on API Gateway (operators use it to close a method for one plan); a
-// burst below 1 counts as 1 in the stores.
-func checkThrottle(t store.Throttle) error {
-	if math.IsNaN(t.Rate) || math.IsInf(t.Rate, 0) || t.Rate < 0 {
-		return fmt.Errorf("rate %v: must be a number of requests per second, 0 or more", t.Rate)
-	}
-	if t.Burst < 0 {
-		return fmt.Errorf("burst %d: must not be negative", t.Burst)
-	}
-	return nil
-}
-
 // ServeHTTP applies the limits in this order:
 //
 //  1. The key's own bucket ("key:"+keyID, or "key:"+keyID+":"+MethodKey
@@ -220,7 +205,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			hdr.addThrottle("key", t, d)
+			if h.o.Headers {
+				hdr.addThrottle("key", t, d)
+			}
 			if !d.Allowed {
 				h.throttled(w, rec, &hdr, planName, "key", d)
 				return
@@ -246,7 +233,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		hdr.addThrottle(b.policy, *b.t, d)
+		if h.o.Headers {
+			hdr.addThrottle(b.policy, *b.t, d)
+		}
 		if !d.Allowed {
 			h.throttled(w, rec, &hdr, planName, b.policy, d)
 			return
@@ -272,7 +261,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		if win != nil {
+		if win != nil && h.o.Headers {
 			hdr.addQuota(*win, qd, now)
 		}
 		if !qd.Allowed {

@@ -33,32 +33,22 @@ const (
 
 // QuotaWindow returns the window containing now for q (API Gateway
 // semantics, UTC): its start (inclusive), end (exclusive) and q.Limit.
-// It returns an error for an unknown period, an offset out of range for
-// the period, or a negative limit.
+// It returns checkQuota's error for a quota it cannot apply.
 func QuotaWindow(q store.Quota, now time.Time) (store.Window, error) {
-	if q.Limit < 0 {
-		return store.Window{}, fmt.Errorf("quota limit %d: must not be negative", q.Limit)
+	if err := checkQuota(q); err != nil {
+		return store.Window{}, err
 	}
 	now = now.UTC()
 	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	var start, end time.Time
 	switch q.Period {
 	case "DAY":
-		if q.Offset != 0 {
-			return store.Window{}, fmt.Errorf("quota offset %d for period DAY: must be 0", q.Offset)
-		}
 		start, end = day, day.AddDate(0, 0, 1)
 	case "WEEK":
-		if q.Offset < 0 || q.Offset > maxWeekOffset {
-			return store.Window{}, fmt.Errorf("quota offset %d for period WEEK: must be 0 (Sunday) to %d (Saturday)", q.Offset, maxWeekOffset)
-		}
 		back := (int(day.Weekday()) - q.Offset + 7) % 7
 		start = day.AddDate(0, 0, -back)
 		end = start.AddDate(0, 0, 7)
 	case "MONTH":
-		if q.Offset < 0 || q.Offset > maxMonthOffset {
-			return store.Window{}, fmt.Errorf("quota offset %d for period MONTH: must be 0 (the 1st) to %d (the 28th)", q.Offset, maxMonthOffset)
-		}
 		startDay := q.Offset + 1
 		start = time.Date(now.Year(), now.Month(), startDay, 0, 0, 0, 0, time.UTC)
 		if now.Day() < startDay {
@@ -66,8 +56,32 @@ func QuotaWindow(q store.Quota, now time.Time) (store.Window, error) {
 		}
 		// AddDate cannot overflow into the next month: startDay <= 28.
 		end = start.AddDate(0, 1, 0)
-	default:
-		return store.Window{}, fmt.Errorf("quota period %q: must be DAY, WEEK or MONTH", q.Period)
 	}
 	return store.Window{Start: start, End: end, Limit: q.Limit}, nil
+}
+
+// checkQuota reports why q cannot be applied: a limit below 1, an unknown
+// period (upper case only, as stored), or an offset out of the period's
+// range.
+func checkQuota(q store.Quota) error {
+	if q.Limit <= 0 {
+		return fmt.Errorf("quota limit %d: must be a number of requests greater than 0", q.Limit)
+	}
+	switch q.Period {
+	case "DAY":
+		if q.Offset != 0 {
+			return fmt.Errorf("quota offset %d for period DAY: must be 0", q.Offset)
+		}
+	case "WEEK":
+		if q.Offset < 0 || q.Offset > maxWeekOffset {
+			return fmt.Errorf("quota offset %d for period WEEK: must be 0 (Sunday) to %d (Saturday)", q.Offset, maxWeekOffset)
+		}
+	case "MONTH":
+		if q.Offset < 0 || q.Offset > maxMonthOffset {
+			return fmt.Errorf("quota offset %d for period MONTH: must be 0 (the 1st) to %d (the 28th)", q.Offset, maxMonthOffset)
+		}
+	default:
+		return fmt.Errorf("quota period %q: must be DAY, WEEK or MONTH", q.Period)
+	}
+	return nil
 }

@@ -50,6 +50,7 @@ type builtUpstream struct {
 	healthTransport *http.Transport
 	health          *config.HealthCheck
 	metrics         *observe.UpstreamMetrics
+	hostHeader      string // the upstream's server_name, or "" for the target's host
 }
 
 // buildChain builds the handler chain for cfg without starting anything:
@@ -91,7 +92,7 @@ func buildChain(cfg *config.Config, st store.Store, metrics *observe.Metrics, lo
 }
 
 func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.Logger) (*builtUpstream, error) {
-	bu := &builtUpstream{health: uc.Health, metrics: metrics.Upstream(uc.Name)}
+	bu := &builtUpstream{health: uc.Health, metrics: metrics.Upstream(uc.Name), hostHeader: uc.TLS.ServerName}
 	pool, err := upstream.NewPool(upstream.PoolOptions{
 		Name:       uc.Name,
 		Targets:    uc.Targets,
@@ -349,6 +350,9 @@ func (c *chain) start(logger *slog.Logger) {
 			UnhealthyThreshold: u.health.UnhealthyThreshold,
 			Logger:             logger,
 			Upstream:           u.pool.Name(),
+			// The same Host the proxy sends, or a virtual-host load
+			// balancer would fail every check that real traffic passes.
+			Host: u.hostHeader,
 			OnResult: func(target string, up bool, _ time.Duration, _ error) {
 				um.HealthCheck(target, up)
 			},

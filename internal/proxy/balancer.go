@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"sync"
@@ -52,7 +53,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			if resp.TLS != nil {
 				rec.UpstreamTLS = resp.TLS.Version
 			}
-			resp.Body = releaseOnClose(resp.Body, t)
+			resp.Body = releaseOnClose(req.Context(), resp.Body, t)
 			return resp, nil
 		}
 		t.Release()
@@ -89,8 +90,15 @@ func retryable(req *http.Request) bool {
 // copied the whole response, so least_requests sees streaming responses
 // as busy for as long as they stream. The body of a 101 Switching
 // Protocols response is writable, and ReverseProxy needs it to stay so.
-func releaseOnClose(body io.ReadCloser, t *upstream.Target) io.ReadCloser {
-	r := &releasingBody{ReadCloser: body, target: t}
+//
+// It also turns an end of body after ctx (the route timeout) is done into
+// ctx's error. When the deadline closes the backend connection, a backend
+// that ends its response on noticing (it gets our TLS close_notify before
+// the close) can get its last chunk through, and net/http then reports a
+// clean EOF: ReverseProxy would end the partner's truncated response as if
+// it were complete instead of aborting it.
+func releaseOnClose(ctx context.Context, body io.ReadCloser, t *upstream.Target) io.ReadCloser {
+	r := &releasingBody{ReadCloser: body, target: t, ctx: ctx}
 	if rw, ok := body.(io.ReadWriteCloser); ok {
 		return &releasingRWBody{releasingBody: r, w: rw}
 	}
@@ -100,7 +108,18 @@ func releaseOnClose(body io.ReadCloser, t *upstream.Target) io.ReadCloser {
 type releasingBody struct {
 	io.ReadCloser
 	target *upstream.Target
+	ctx    context.Context
 	once   sync.Once
+}
+
+func (r *releasingBody) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err == io.EOF {
+		if cerr := r.ctx.Err(); cerr != nil {
+			return n, cerr
+		}
+	}
+	return n, err
 }
 
 func (r *releasingBody) Close() error {
@@ -112,5 +131,10 @@ type releasingRWBody struct {
 	*releasingBody
 	w io.Writer
 }
+
+// Read passes the upgraded connection's EOF on as is: ReverseProxy ends
+// the switched connection itself when ctx is done, and would answer an
+// error from here with an error response on a hijacked connection.
+func (r *releasingRWBody) Read(p []byte) (int, error) { return r.ReadCloser.Read(p) }
 
 func (r *releasingRWBody) Write(p []byte) (int, error) { return r.w.Write(p) }

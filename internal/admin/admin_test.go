@@ -511,6 +511,11 @@ func TestPlans(t *testing.T) {
 		{desc: "zero quota", body: `{"quota": {"limit": 0, "period": "DAY"}}`, wantContains: "quota.limit"},
 		{desc: "bad period", body: `{"quota": {"limit": 5, "period": "YEAR"}}`, wantContains: "quota.period"},
 		{desc: "bad offset", body: `{"quota": {"limit": 5, "period": "WEEK", "offset": 7}}`, wantContains: "offset"},
+		// limits answers every request on such a plan 500.
+		{desc: "month offset 28", body: `{"quota": {"limit": 5, "period": "month", "offset": 28}}`, wantContains: "quota.offset 28 for period MONTH"},
+		{desc: "day offset 1", body: `{"quota": {"limit": 5, "period": "DAY", "offset": 1}}`, wantContains: "quota.offset 1 for period DAY"},
+		{desc: "zero rate", body: `{"throttle": {"rate": 0, "burst": 1}}`, wantContains: "rate 0"},
+		{desc: "zero method rate", body: `{"methods": {"GET /x": {"rate": 0, "burst": 1}}}`, wantContains: "rate 0"},
 		{desc: "bad method key", body: `{"methods": {"orders": {"rate": 1, "burst": 1}}}`, wantContains: "methods"},
 		{desc: "negative method rate", body: `{"methods": {"GET /x": {"rate": -1, "burst": 1}}}`, wantContains: "rate"},
 		{desc: "name mismatch", body: `{"name": "other"}`, wantContains: "differs"},
@@ -526,6 +531,9 @@ func TestPlans(t *testing.T) {
 	}
 	if _, err := e.st.Plan(context.Background(), "bronze"); err == nil {
 		t.Errorf("Plan(bronze) after refused PUTs: found, want not found")
+	}
+	if r := e.do(t, "PUT", "/v1/plans/bronze", "application/json", `{"quota": {"limit": 5, "period": "MONTH", "offset": 27}}`); r.status != 200 {
+		t.Errorf("PUT /v1/plans/bronze with MONTH offset 27 (the 28th): got %d %s, want 200", r.status, r.body)
 	}
 
 	e.createKey(t, `{"name": "acme", "plan": "silver"}`)

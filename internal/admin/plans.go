@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/drawbridge-gw/drawbridge/internal/limits"
 	"github.com/drawbridge-gw/drawbridge/internal/store"
 )
 
@@ -17,52 +17,25 @@ import (
 // as API Gateway writes it.
 var methodKeyRE = regexp.MustCompile(`^[A-Z]+ /\S*$`)
 
-// CheckPlan validates p, normalizing the quota period to upper case.
+// CheckPlan validates p, normalizing the quota period to upper case. The
+// throttles and quota must pass limits.CheckPlan, so that the admin API
+// refuses exactly the plans the limits stage could not apply (it would
+// answer their requests 500); the name and method keys are checked here,
+// since limits does not look at them.
 func CheckPlan(p *store.Plan) error {
 	if !nameRE.MatchString(p.Name) {
 		return errorf(http.StatusBadRequest, "plan name %q: want 1 to 128 characters of A-Z a-z 0-9 . _ -", p.Name)
-	}
-	if p.Throttle != nil {
-		if err := checkThrottle("throttle", *p.Throttle); err != nil {
-			return err
-		}
 	}
 	for _, m := range sortedKeys(p.Methods) {
 		if !methodKeyRE.MatchString(m) {
 			return errorf(http.StatusBadRequest, "methods: key %q: want \"METHOD /path\", e.g. \"GET /orders/{id}\"", m)
 		}
-		if err := checkThrottle(fmt.Sprintf("methods[%q]", m), p.Methods[m]); err != nil {
-			return err
-		}
 	}
-	if q := p.Quota; q != nil {
-		if q.Limit <= 0 {
-			return errorf(http.StatusBadRequest, "quota.limit must be greater than 0, got %d", q.Limit)
-		}
-		q.Period = strings.ToUpper(q.Period)
-		maxOffset := math.MaxInt
-		switch q.Period {
-		case "DAY":
-			maxOffset = 0
-		case "WEEK":
-			maxOffset = 6
-		case "MONTH":
-		default:
-			return errorf(http.StatusBadRequest, "quota.period must be DAY, WEEK or MONTH, got %q", q.Period)
-		}
-		if q.Offset < 0 || q.Offset > maxOffset {
-			return errorf(http.StatusBadRequest, "quota.offset %d is out of range for period %s", q.Offset, q.Period)
-		}
+	if p.Quota != nil {
+		p.Quota.Period = strings.ToUpper(p.Quota.Period)
 	}
-	return nil
-}
-
-func checkThrottle(field string, t store.Throttle) error {
-	if t.Rate < 0 || math.IsNaN(t.Rate) || math.IsInf(t.Rate, 0) {
-		return errorf(http.StatusBadRequest, "%s.rate must be a number of requests per second, at least 0, got %v", field, t.Rate)
-	}
-	if t.Burst < 0 {
-		return errorf(http.StatusBadRequest, "%s.burst must not be negative, got %d", field, t.Burst)
+	if err := limits.CheckPlan(*p); err != nil {
+		return &Error{Status: http.StatusBadRequest, Err: fmt.Errorf("plan %q: %w", p.Name, err)}
 	}
 	return nil
 }

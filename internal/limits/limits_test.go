@@ -177,13 +177,25 @@ func TestHandler(t *testing.T) {
 			},
 		},
 		{
-			desc:   "plan throttle of 0 closes the route for the plan",
+			// CheckPlan refuses a rate of 0, as the configuration does, so
+			// a plan refused by the admin API is exactly one answered 500.
+			desc:   "plan throttle of 0: 500, as CheckPlan refuses it",
 			routes: map[string]Options{"/a": {}},
 			plans:  []store.Plan{closed},
 			steps: []step{
-				throttled(step{key: "k1", plan: "closed"}, "throttled: key"),
+				{key: "k1", plan: "closed", status: 500, body: body5xx, errType: "InternalServerErrorException", recErr: "plan invalid"},
 				ok(step{}),
 			},
+			warnings: 1,
+		},
+		{
+			desc:   "month offset 28: 500, as CheckPlan refuses it",
+			routes: map[string]Options{"/a": {}},
+			plans:  []store.Plan{{Name: "m28", Quota: &store.Quota{Limit: 5, Period: "MONTH", Offset: 28}}},
+			steps: []step{
+				{key: "k1", plan: "m28", status: 500, body: body5xx, errType: "InternalServerErrorException", recErr: "plan invalid"},
+			},
+			warnings: 1,
 		},
 		{
 			desc:   "unknown plan: 403 Forbidden, as AWS for a key in no plan of the stage",
@@ -409,7 +421,8 @@ func TestNew(t *testing.T) {
 		wantErr string // "" = no error
 	}{
 		{desc: "minimal", o: Options{Counter: st}, next: next},
-		{desc: "everything", o: Options{Counter: st, Plans: st, Identity: testIdentity, Gateway: throttle(10, 5), Route: throttle(0, 0), RouteName: "r"}, next: next},
+		{desc: "everything", o: Options{Counter: st, Plans: st, Identity: testIdentity, Gateway: throttle(10, 5), Route: throttle(1, 0), RouteName: "r"}, next: next},
+		{desc: "zero rate", o: Options{Counter: st, Route: throttle(0, 0), RouteName: "r"}, next: next, wantErr: `route "r" throttle: rate 0`},
 		{desc: "no next", o: Options{Counter: st}, wantErr: "next handler is nil"},
 		{desc: "no counter", o: Options{}, next: next, wantErr: "no counter"},
 		{desc: "identity without plans", o: Options{Counter: st, Identity: testIdentity}, next: next, wantErr: "no plan source"},

@@ -26,7 +26,10 @@ type planCache struct {
 	ttl time.Duration
 	now func() time.Time
 
-	mu      sync.Mutex
+	// mu is read-locked on the hot path, a fresh hit, so that concurrent
+	// requests do not queue behind each other; the write lock is only
+	// taken to start or finish a refresh.
+	mu      sync.RWMutex
 	entries map[string]*planEntry
 }
 
@@ -36,6 +39,7 @@ type planEntry struct {
 	fetched time.Time
 	// refreshing is set while one caller asks the store for a newer copy;
 	// the others keep serving this one instead of piling onto the store.
+	// It is written only under planCache.mu's write lock.
 	refreshing bool
 }
 
@@ -58,11 +62,21 @@ func NewPlanCache(src PlanSource, ttl time.Duration) PlanSource {
 // Plan returns the plan called name from the cache or src.
 func (c *planCache) Plan(ctx context.Context, name string) (store.Plan, error) {
 	now := c.now()
-	c.mu.Lock()
+	c.mu.RLock()
 	e := c.entries[name]
+	if e != nil && e.usable(now, c.ttl) {
+		p, err := e.plan, e.err
+		c.mu.RUnlock()
+		return p, err
+	}
+	c.mu.RUnlock()
+
+	// Stale or missing: decide under the write lock whether this caller
+	// refreshes, as another may have started or finished meanwhile.
+	c.mu.Lock()
+	e = c.entries[name]
 	if e != nil {
-		age := now.Sub(e.fetched)
-		if age < c.ttl || (e.refreshing && age < maxStale) {
+		if e.usable(now, c.ttl) {
 			p, err := e.plan, e.err
 			c.mu.Unlock()
 			return p, err
@@ -87,4 +101,12 @@ func (c *planCache) Plan(ctx context.Context, name string) (store.Plan, error) {
 	default:
 		return store.Plan{}, err
 	}
+}
+
+// usable reports whether e may be served at now without asking the store:
+// it is fresh, or another caller is refreshing it and it is not too old.
+// planCache.mu must be held, for reading at least.
+func (e *planEntry) usable(now time.Time, ttl time.Duration) bool {
+	age := now.Sub(e.fetched)
+	return age < ttl || (e.refreshing && age < maxStale)
 }

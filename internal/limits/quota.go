@@ -65,23 +65,23 @@ func QuotaWindow(q store.Quota, now time.Time) (store.Window, error) {
 // range.
 func checkQuota(q store.Quota) error {
 	if q.Limit <= 0 {
-		return fmt.Errorf("quota limit %d: must be a number of requests greater than 0", q.Limit)
+		return fmt.Errorf("quota.limit %d: must be a number of requests greater than 0", q.Limit)
 	}
 	switch q.Period {
 	case "DAY":
 		if q.Offset != 0 {
-			return fmt.Errorf("quota offset %d for period DAY: must be 0", q.Offset)
+			return fmt.Errorf("quota.offset %d for period DAY: must be 0", q.Offset)
 		}
 	case "WEEK":
 		if q.Offset < 0 || q.Offset > maxWeekOffset {
-			return fmt.Errorf("quota offset %d for period WEEK: must be 0 (Sunday) to %d (Saturday)", q.Offset, maxWeekOffset)
+			return fmt.Errorf("quota.offset %d for period WEEK: must be 0 (Sunday) to %d (Saturday)", q.Offset, maxWeekOffset)
 		}
 	case "MONTH":
 		if q.Offset < 0 || q.Offset > maxMonthOffset {
-			return fmt.Errorf("quota offset %d for period MONTH: must be 0 (the 1st) to %d (the 28th)", q.Offset, maxMonthOffset)
+			return fmt.Errorf("quota.offset %d for period MONTH: must be 0 (the 1st) to %d (the 28th)", q.Offset, maxMonthOffset)
 		}
 	default:
-		return fmt.Errorf("quota period %q: must be DAY, WEEK or MONTH", q.Period)
+		return fmt.Errorf("quota.period %q: must be DAY, WEEK or MONTH", q.Period)
 	}
 	return nil
 }

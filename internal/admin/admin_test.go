@@ -252,9 +252,13 @@ func TestKeyLifecycle(t *testing.T) {
 		t.Errorf("PATCH /v1/keys/beta enable, clear expiry: got %d %s", r.status, r.body)
 	}
 	r = e.do(t, "PATCH", "/v1/keys/beta", "application/json", `{"plan": "", "description": "moved"}`)
+	if r.status != 400 || !strings.Contains(r.body, "plan is required") {
+		t.Errorf("PATCH /v1/keys/beta remove plan: got %d %s, want 400: a key in no plan is refused everywhere", r.status, r.body)
+	}
+	r = e.do(t, "PATCH", "/v1/keys/beta", "application/json", `{"description": "moved"}`)
 	r.decode(t, &patched)
-	if r.status != 200 || patched.Plan != "" || patched.Description != "moved" || !patched.Enabled {
-		t.Errorf("PATCH /v1/keys/beta remove plan: got %d %s", r.status, r.body)
+	if r.status != 200 || patched.Plan != "gold" || patched.Description != "moved" || !patched.Enabled {
+		t.Errorf("PATCH /v1/keys/beta description: got %d %s", r.status, r.body)
 	}
 	patchErrors := []struct {
 		desc, path, body string
@@ -376,11 +380,11 @@ func TestImport(t *testing.T) {
 			desc:        "JSON array",
 			contentType: "application/json",
 			body: `[{"name": "first", "value": "` + v1 + `", "plan": "gold", "description": "d"},
-			        {"name": "second", "value": "` + v2 + `", "enabled": false},
-			        {"name": "existing", "value": "` + v4 + `"}]`,
+			        {"name": "second", "value": "` + v2 + `", "plan": "gold", "enabled": false},
+			        {"name": "existing", "value": "` + v4 + `", "plan": "gold"}]`,
 			wantImported: 2,
 			wantSkipped:  []string{"existing"},
-			want:         map[string][2]string{v1: {"first", "gold"}, v2: {"second", ""}},
+			want:         map[string][2]string{v1: {"first", "gold"}, v2: {"second", "gold"}},
 			wantDisabled: []string{"second"},
 		},
 		{

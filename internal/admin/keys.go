@@ -47,7 +47,8 @@ func Info(k store.Key) KeyInfo {
 // CreateKeyRequest is the body of POST /v1/keys.
 type CreateKeyRequest struct {
 	Name string `json:"name"`
-	// Plan names a plan in the store; "" creates a key in no plan.
+	// Plan names a plan in the store. Required: as in API Gateway, a key
+	// in no usage plan is refused.
 	Plan string `json:"plan"`
 	// Value is the key partners send; "" generates one (GenerateKey).
 	// A given value keeps a partner's existing key working unchanged.
@@ -98,7 +99,9 @@ func checkDescription(d string) error {
 // request, not the URL, names something missing).
 func checkPlan(ctx context.Context, st store.Store, plan string) error {
 	if plan == "" {
-		return nil
+		// As in API Gateway, a key in no usage plan is refused on every
+		// route, so creating one is a mistake to report now.
+		return errorf(http.StatusBadRequest, "plan is required: a key in no usage plan is refused on every route")
 	}
 	if _, err := st.Plan(ctx, plan); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -201,7 +204,7 @@ func RevokeKey(ctx context.Context, st store.Store, name string, now time.Time) 
 // they are.
 type KeyPatch struct {
 	Enabled     *bool   `json:"enabled,omitempty"`
-	Plan        *string `json:"plan,omitempty"` // "" removes the key from its plan
+	Plan        *string `json:"plan,omitempty"` // another existing plan
 	Description *string `json:"description,omitempty"`
 	// ExpiresAt null removes the expiry.
 	ExpiresAt optionalTime `json:"expires_at,omitzero"`

@@ -99,12 +99,13 @@ working unchanged.`,
 	}
 	configFlag(cmd, &path)
 	cmd.Flags().StringVar(&req.Name, "name", "", "key name: 1 to 128 of A-Z a-z 0-9 . _ - (required)")
-	cmd.Flags().StringVar(&req.Plan, "plan", "", "usage plan the key belongs to")
+	cmd.Flags().StringVar(&req.Plan, "plan", "", "usage plan the key belongs to (required: a key in no plan is refused, as in API Gateway)")
 	cmd.Flags().StringVar(&req.Value, "value", "", "the key's value, to keep an existing key (default: generated)")
 	cmd.Flags().StringVar(&req.Description, "description", "", "free text")
 	cmd.Flags().StringVar(&expiresAt, "expires-at", "", "RFC 3339 time after which the key is refused")
 	cmd.Flags().BoolVar(&disabled, "disabled", false, "create the key disabled")
 	cmd.MarkFlagRequired("name")
+	cmd.MarkFlagRequired("plan")
 	return cmd
 }
 

@@ -165,7 +165,8 @@ func exerciseKeys(t *testing.T, cfgPath string, check func(func(store.Store))) {
 	}{
 		{desc: "unknown plan", args: []string{"create", "-c", cfgPath, "--name", "x", "--plan", "platinum"}, wantContains: "platinum"},
 		{desc: "duplicate name", args: []string{"create", "-c", cfgPath, "--name", "beta", "--plan", "gold"}, wantContains: "already used"},
-		{desc: "short value", args: []string{"create", "-c", cfgPath, "--name", "x", "--value", "short"}, wantContains: "20 to 128"},
+		{desc: "short value", args: []string{"create", "-c", cfgPath, "--name", "x", "--plan", "gold", "--value", "short"}, wantContains: "20 to 128"},
+		{desc: "no plan", args: []string{"create", "-c", cfgPath, "--name", "x"}, wantContains: "plan"},
 		{desc: "unknown key", args: []string{"revoke", "-c", cfgPath, "--name", "nobody"}, wantContains: "not found"},
 		{desc: "missing name", args: []string{"revoke", "-c", cfgPath}, wantContains: "name"},
 		{desc: "missing key file", args: []string{"import", "-c", cfgPath, filepath.Join(t.TempDir(), "none.csv")}, wantContains: "reading key file"},

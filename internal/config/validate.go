@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/drawbridge-gw/drawbridge/internal/certid"
 )
 
 // validator applies defaults, resolves paths and checks a decoded Config,
@@ -440,9 +442,6 @@ func (v *validator) cors(c *CORS, obj string, fallback int) {
 	}
 }
 
-// fingerprintRE is a client certificate fingerprint as listener.Fingerprint writes it.
-var fingerprintRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-
 func (v *validator) partners() {
 	for _, name := range sortedKeys(v.cfg.Partners) {
 		p := v.cfg.Partners[name]
@@ -454,10 +453,12 @@ func (v *validator) partners() {
 		v.ipRules(p.IP, obj, p.Line)
 		if c := p.ClientCert; c != nil {
 			for i, fp := range c.Fingerprints {
-				c.Fingerprints[i] = strings.ToLower(fp)
-				if !fingerprintRE.MatchString(c.Fingerprints[i]) {
-					v.add(v.line(&c.Fingerprints[i], p.Line), "%s: client_cert.fingerprints: %q must be sha256:<64 hex digits> of the DER certificate (openssl x509 -noout -fingerprint -sha256, without colons)", obj, fp)
+				norm, err := certid.Parse(fp)
+				if err != nil {
+					v.add(v.line(&c.Fingerprints[i], p.Line), "%s: client_cert.fingerprints: %q must be sha256: and the 64 hex digits of the SHA-256 of the DER certificate (openssl x509 -noout -fingerprint -sha256 prints it with colons, which are fine)", obj, fp)
+					continue
 				}
+				c.Fingerprints[i] = norm
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drawbridge-gw/drawbridge/internal/auth"
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
 	"github.com/drawbridge-gw/drawbridge/internal/health"
@@ -56,9 +57,9 @@ type builtUpstream struct {
 // buildChain builds the handler chain for cfg without starting anything:
 // it does no network I/O, so it doubles as the deep check behind
 // `drawbridge validate` (certificates, keys and pins are parsed here).
-func buildChain(cfg *config.Config, st store.Store, metrics *observe.Metrics, logger *slog.Logger) (*chain, error) {
+func buildChain(cfg *config.Config, st store.Store, keys *auth.KeyCache, metrics *observe.Metrics, logger *slog.Logger) (*chain, error) {
 	c := &chain{cfg: cfg}
-	pc, err := newPartnerControls(cfg, st, metrics, logger)
+	pc, err := newPartnerControls(cfg, st, keys, metrics, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/drawbridge-gw/drawbridge/internal/auth"
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/listener"
 	"github.com/drawbridge-gw/drawbridge/internal/observe"
@@ -49,6 +50,8 @@ type Gateway struct {
 	// store lives as long as the process: a reload cannot move it (bolt
 	// holds a file lock; counters must not be lost).
 	store store.Store
+	// keys caches key lookups for every route, across reloads.
+	keys *auth.KeyCache
 
 	current  atomic.Pointer[chain]
 	reloadMu sync.Mutex // one reload at a time, and none once stopping
@@ -72,6 +75,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.store = st
+	g.keys = auth.NewKeyCache(auth.KeyCacheOptions{Store: st})
 	c, err := g.build(cfg)
 	if err != nil {
 		st.Close()
@@ -152,7 +156,7 @@ func listenerOptions(lc config.Listener, g *Gateway) listener.Options {
 // build makes a chain for cfg, writes its plans to the store, and logs
 // the insecure opt-ins it uses.
 func (g *Gateway) build(cfg *config.Config) (*chain, error) {
-	c, err := buildChain(cfg, g.store, g.metrics, g.logger)
+	c, err := buildChain(cfg, g.store, g.keys, g.metrics, g.logger)
 	if err != nil {
 		return nil, err
 	}
@@ -469,7 +473,8 @@ func Check(cfg *config.Config) error {
 	// Routes are only checked once their upstreams build. A memory store
 	// stands in for the real one, which validate must not open (bolt's
 	// lock is held by the running gateway).
-	c, err := buildChain(cfg, memory.New(memory.Options{}), metrics, discard)
+	st := memory.New(memory.Options{})
+	c, err := buildChain(cfg, st, auth.NewKeyCache(auth.KeyCacheOptions{Store: st}), metrics, discard)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 // config: the store, a cached view of its plans, and the partners.
 type partnerControls struct {
 	store        store.Store
+	keyCache     *auth.KeyCache
 	plans        limits.PlanSource
 	certPartners map[string]auth.PartnerMatch
 	ipPartners   map[string]auth.IPRules
@@ -32,9 +33,10 @@ type partnerControls struct {
 // (or on another replica) can be on this one.
 const planCacheTTL = 500 * time.Millisecond
 
-func newPartnerControls(cfg *config.Config, st store.Store, metrics *observe.Metrics, logger *slog.Logger) (*partnerControls, error) {
+func newPartnerControls(cfg *config.Config, st store.Store, keys *auth.KeyCache, metrics *observe.Metrics, logger *slog.Logger) (*partnerControls, error) {
 	pc := &partnerControls{
 		store:        st,
+		keyCache:     keys,
 		plans:        limits.NewPlanCache(st, planCacheTTL),
 		certPartners: map[string]auth.PartnerMatch{},
 		ipPartners:   map[string]auth.IPRules{},
@@ -79,7 +81,7 @@ func storeThrottle(t *config.Throttle) *store.Throttle {
 func (pc *partnerControls) wrap(rc *config.Route, methodKey string, next http.Handler) (http.Handler, error) {
 	h := next
 	var err error
-	if pc.store != nil && (rc.APIKeyRequired || rc.Throttle != nil || pc.gateway != nil) {
+	if rc.APIKeyRequired || rc.Throttle != nil || pc.gateway != nil {
 		h, err = limits.New(limits.Options{
 			Counter:         pc.store,
 			Plans:           pc.plans,
@@ -107,10 +109,7 @@ func (pc *partnerControls) wrap(rc *config.Route, methodKey string, next http.Ha
 		}
 	}
 	if rc.APIKeyRequired {
-		if pc.store == nil {
-			return nil, fmt.Errorf("route %q: api_key_required needs a store", rc.Name)
-		}
-		if h, err = auth.NewKeyCheck(auth.KeyOptions{Store: pc.store, OnReject: pc.metrics.Rejected}, h); err != nil {
+		if h, err = auth.NewKeyCheck(auth.KeyOptions{Cache: pc.keyCache, OnReject: pc.metrics.Rejected}, h); err != nil {
 			return nil, err
 		}
 	}

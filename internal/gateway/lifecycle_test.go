@@ -377,3 +377,45 @@ admin:`, 1)
 		}
 	}
 }
+
+// TestReloadKeepsTargetState: a reload builds new pools, but a target
+// known to be down stays out of rotation.
+func TestReloadKeepsTargetState(t *testing.T) {
+	t.Parallel()
+	cert := backendCert(t)
+	a := startBackendOn(t, "127.0.0.1:0", cert, "a")
+	b := startBackendOn(t, "127.0.0.1:0", cert, "b")
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s, %s]
+    tls: {server_name: backend.internal, pins: [%q]}
+    passive: {max_fails: 1, eject_for: 1m}
+routes:
+  - path: /{proxy+}
+    upstream: onprem
+`, a.URL, b.URL, transport.SPKIPin(cert.Cert)))
+	bTarget := strings.TrimPrefix(b.URL, "https://")
+	b.Close()
+	waitFor(t, "b ejected", func() bool {
+		h.get("/x")
+		_, ejected := h.targetState("onprem", bTarget)
+		return ejected
+	})
+	text, err := readFile(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rewrite(text + "\nshutdown_grace: 5s\n")
+	if err := h.g.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if _, ejected := h.targetState("onprem", bTarget); !ejected {
+		t.Errorf("after reload, the dead target is back in rotation")
+	}
+	for i := range 6 {
+		if got := h.get("/x"); got.status != 200 || got.body != "a:/x" {
+			t.Fatalf("request %d after reload: got %d %q, want 200 from a", i, got.status, got.body)
+		}
+	}
+}

@@ -30,6 +30,17 @@ func (f StatusSetterFunc) SetHealthy(up bool) { f(up) }
 
 var _ StatusSetter = StatusSetterFunc(nil)
 
+// startsUp is the verdict a checker starts from: the target's own when it
+// can tell (a target carried over a config reload may be known down, and
+// must stay so until it passes HealthyThreshold checks), else healthy, so
+// traffic flows at start.
+func startsUp(s StatusSetter) bool {
+	if h, ok := s.(interface{ Healthy() bool }); ok {
+		return h.Healthy()
+	}
+	return true
+}
+
 // Options configures the active checks of one upstream. Zero fields take
 // the documented defaults.
 type Options struct {
@@ -123,7 +134,7 @@ func Run(ctx context.Context, o Options, client *http.Client, checks []Check) {
 			name:   name,
 			target: ch.Target,
 			logger: logger.With("target", name),
-			up:     true,
+			up:     startsUp(ch.Target),
 		}
 		wg.Go(func() { k.run(ctx) })
 	}
@@ -191,7 +202,7 @@ type checker struct {
 }
 
 func (k *checker) run(ctx context.Context) {
-	k.target.SetHealthy(true)
+	k.target.SetHealthy(k.up)
 	k.probe(ctx)
 	tick := time.NewTicker(k.opts.Interval)
 	defer tick.Stop()

@@ -513,3 +513,28 @@ func TestRunHost(t *testing.T) {
 		})
 	}
 }
+
+// knownDown is a target that reports its own state, as upstream.Target
+// does, and starts down (carried over a reload while dead).
+type knownDown struct{ recorder }
+
+func (k *knownDown) Healthy() bool { return false }
+
+// TestRunStartsFromTargetState: a target known to be down stays down
+// until HealthyThreshold checks pass, instead of being declared healthy
+// when checking starts.
+func TestRunStartsFromTargetState(t *testing.T) {
+	cert, roots := newCert(t)
+	b := startBackend(t, cert, "")
+	target := &knownDown{}
+	opts := Options{
+		Path: "/healthz", Interval: 20 * time.Millisecond, Timeout: time.Second,
+		HealthyThreshold: 3, UnhealthyThreshold: 1, Upstream: "onprem",
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	runAsync(t, opts, clientFor(t, roots), []Check{{URL: mustURL(t, b.srv.URL), Target: target}})
+	waitFor(t, "up after three passing checks", func() bool { return b.requests.Load() >= 3 && target.up() })
+	if got := target.verdicts(); len(got) < 2 || got[0] != false {
+		t.Errorf("SetHealthy calls: got %v, want a first false (the carried-over state), then true", got)
+	}
+}

@@ -22,7 +22,7 @@ func (w *discardWriter) WriteHeader(int)             {}
 // benchHandler is the limits stage of a route for a key whose plan has a
 // throttle high enough never to refuse, over a memory store and the plan
 // cache the gateway uses: the hot path of every keyed request.
-func benchHandler(b *testing.B, headers bool) (http.Handler, *http.Request) {
+func benchHandler(b *testing.B, mode counterMode, headers bool) (http.Handler, *http.Request) {
 	b.Helper()
 	st := memory.New(memory.Options{})
 	plan := store.Plan{Name: "gold", Throttle: throttle(1e9, 1e9)}
@@ -30,7 +30,7 @@ func benchHandler(b *testing.B, headers bool) (http.Handler, *http.Request) {
 		b.Fatalf("PutPlan: %v", err)
 	}
 	h, err := New(Options{
-		Counter: st,
+		Counter: mode.wrap(st),
 		Plans:   NewPlanCache(st, time.Hour),
 		Identity: func(context.Context) (string, string, bool) {
 			return "key_bench", "gold", true
@@ -50,21 +50,23 @@ func benchHandler(b *testing.B, headers bool) (http.Handler, *http.Request) {
 }
 
 func BenchmarkHandlerKeyThrottle(b *testing.B) {
-	for _, headers := range []bool{false, true} {
-		name := "headers=off"
-		if headers {
-			name = "headers=on"
-		}
-		b.Run(name, func(b *testing.B) {
-			h, r := benchHandler(b, headers)
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				w := &discardWriter{h: http.Header{}}
-				for pb.Next() {
-					h.ServeHTTP(w, r)
-				}
+	for _, mode := range modes {
+		for _, headers := range []bool{false, true} {
+			name := mode.name + "/headers=off"
+			if headers {
+				name = mode.name + "/headers=on"
+			}
+			b.Run(name, func(b *testing.B) {
+				h, r := benchHandler(b, mode, headers)
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					w := &discardWriter{h: http.Header{}}
+					for pb.Next() {
+						h.ServeHTTP(w, r)
+					}
+				})
 			})
-		})
+		}
 	}
 }
 

@@ -85,10 +85,34 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// newEnv builds the server. routes maps a path to its options; Counter,
-// Plans, Identity and Now are filled in when nil, and RouteName defaults
-// to the path.
+// counterMode is how a test's handlers reach their Counter: through
+// store.Meter, one call per request, or with Meter hidden, so that they
+// call Allow and Consume. Handler tests run in both modes, which must
+// give the same answers.
+type counterMode struct {
+	name string
+	wrap func(Counter) Counter
+}
+
+var (
+	meterMode = counterMode{"meter", func(c Counter) Counter { return c }}
+	partsMode = counterMode{"allow and consume", func(c Counter) Counter { return partsOnly{c} }}
+	modes     = []counterMode{meterMode, partsMode}
+)
+
+// partsOnly hides the Meter method of the Counter it holds.
+type partsOnly struct{ Counter }
+
+// newEnv builds the server in meterMode; see newEnvMode.
 func newEnv(t *testing.T, routes map[string]Options, plans ...store.Plan) *env {
+	t.Helper()
+	return newEnvMode(t, meterMode, routes, plans...)
+}
+
+// newEnvMode builds the server. routes maps a path to its options;
+// Counter, Plans, Identity and Now are filled in when nil, RouteName
+// defaults to the path, and mode wraps every Counter.
+func newEnvMode(t *testing.T, mode counterMode, routes map[string]Options, plans ...store.Plan) *env {
 	t.Helper()
 	clock := newClock(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
 	e := &env{
@@ -111,6 +135,7 @@ func newEnv(t *testing.T, routes map[string]Options, plans ...store.Plan) *env {
 		if o.Counter == nil {
 			o.Counter = e.st
 		}
+		o.Counter = mode.wrap(o.Counter)
 		if o.Plans == nil {
 			o.Plans = e.st
 		}
@@ -197,6 +222,35 @@ func (f *flakyCounter) Consume(ctx context.Context, keyID string, w *store.Windo
 		return store.QuotaDecision{}, fmt.Errorf("consume %q: %w", keyID, store.ErrUnavailable)
 	}
 	return f.Counter.Consume(ctx, keyID, w, now)
+}
+
+func (f *flakyCounter) Meter(ctx context.Context, buckets []store.BucketCheck, keyID string, w *store.Window, now time.Time) (store.MeterResult, error) {
+	if f.down.Load() {
+		return store.MeterResult{Refused: -1}, fmt.Errorf("meter %q: %w", keyID, store.ErrUnavailable)
+	}
+	return f.Counter.(store.Meter).Meter(ctx, buckets, keyID, w, now)
+}
+
+// countingCounter counts the calls made to the Counter it wraps, which
+// must be a store.Meter.
+type countingCounter struct {
+	Counter
+	allow, consume, meter atomic.Int64
+}
+
+func (c *countingCounter) Allow(ctx context.Context, bucket string, t store.Throttle) (store.Decision, error) {
+	c.allow.Add(1)
+	return c.Counter.Allow(ctx, bucket, t)
+}
+
+func (c *countingCounter) Consume(ctx context.Context, keyID string, w *store.Window, now time.Time) (store.QuotaDecision, error) {
+	c.consume.Add(1)
+	return c.Counter.Consume(ctx, keyID, w, now)
+}
+
+func (c *countingCounter) Meter(ctx context.Context, buckets []store.BucketCheck, keyID string, w *store.Window, now time.Time) (store.MeterResult, error) {
+	c.meter.Add(1)
+	return c.Counter.(store.Meter).Meter(ctx, buckets, keyID, w, now)
 }
 
 func throttle(rate float64, burst int) *store.Throttle {

@@ -15,7 +15,10 @@ import (
 )
 
 // Counter is what limits needs from the store: token buckets and quota
-// counters. Every store.Store is a Counter.
+// counters. Every store.Store is a Counter. A Counter that also implements
+// store.Meter is asked for all of a request's limits in one Meter call
+// instead of an Allow per bucket and a Consume: one round trip to Redis
+// instead of up to four, with the same answers.
 type Counter interface {
 	Allow(ctx context.Context, bucket string, t store.Throttle) (store.Decision, error)
 	Consume(ctx context.Context, keyID string, w *store.Window, now time.Time) (store.QuotaDecision, error)
@@ -100,6 +103,8 @@ type handler struct {
 	now         func() time.Time
 	log         *slog.Logger
 	routeBucket string
+	// meter is Counter as a store.Meter, or nil when it is not one.
+	meter store.Meter
 	// warned holds plan names already logged as missing or invalid, so a
 	// busy key with a bad plan logs once, not once per request.
 	warned sync.Map
@@ -138,6 +143,7 @@ func New(o Options, next http.Handler) (http.Handler, error) {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
+	h.meter, _ = o.Counter.(store.Meter)
 	return h, nil
 }
 
@@ -160,10 +166,13 @@ func New(o Options, next http.Handler) (http.Handler, error) {
 // have already spent their token; that is the price of not locking
 // several buckets at once, and errs toward refusing, never toward
 // letting more through.
+//
+// With a Counter that is a store.Meter, all of it is one Meter call (one
+// Redis round trip) with the same buckets in the same order and the same
+// answers.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rec := observe.RecordFrom(ctx)
-	var hdr rateHeaders
 
 	keyID, planName, identified := "", "", false
 	if h.o.Identity != nil {
@@ -189,6 +198,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		plan = p
 	}
+
+	if h.meter != nil && (!identified || keyID != "") {
+		h.serveMetered(w, r, keyID, planName, identified, plan)
+		return
+	}
+	h.serveByParts(w, r, keyID, planName, identified, plan)
+}
+
+// serveByParts applies the limits with one Counter call per bucket and
+// one for the quota, stopping at the first refusal.
+func (h *handler) serveByParts(w http.ResponseWriter, r *http.Request, keyID, planName string, identified bool, plan store.Plan) {
+	ctx := r.Context()
+	rec := observe.RecordFrom(ctx)
+	var hdr rateHeaders
 
 	// 1. The key's bucket.
 	if identified {
@@ -261,21 +284,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		if win != nil && h.o.Headers {
-			hdr.addQuota(*win, qd, now)
-		}
-		if !qd.Allowed {
-			rec.Error = "quota exceeded"
-			if h.o.OnQuotaExceeded != nil {
-				h.o.OnQuotaExceeded(planName)
-			}
-			if h.o.Headers {
-				hdr.write(w.Header())
-				if win != nil {
-					w.Header().Set("Retry-After", ceilSeconds(win.End.Sub(now)))
-				}
-			}
-			gwresponse.Write(w, gwresponse.QuotaExceeded)
+		if !h.quotaAllows(w, rec, &hdr, planName, win, qd, now) {
 			return
 		}
 	}
@@ -284,6 +293,135 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.write(w.Header())
 	}
 	h.next.ServeHTTP(w, r)
+}
+
+// serveMetered applies the same limits, in the same order and with the
+// same bucket names, as serveByParts, in one Meter call.
+func (h *handler) serveMetered(w http.ResponseWriter, r *http.Request, keyID, planName string, identified bool, plan store.Plan) {
+	ctx := r.Context()
+	rec := observe.RecordFrom(ctx)
+
+	var bucketArr [3]store.BucketCheck
+	var policyArr [3]string
+	buckets, policies := bucketArr[:0], policyArr[:0]
+	if identified {
+		bucket, t, ok := keyThrottle(keyID, plan, h.o.MethodKey)
+		if ok {
+			if err := checkThrottle(t); err != nil {
+				h.badPlan(w, rec, planName, fmt.Errorf("throttle for %q: %w", bucket, err))
+				return
+			}
+			buckets = append(buckets, store.BucketCheck{Bucket: bucket, Throttle: t})
+			policies = append(policies, "key")
+		}
+	}
+	if h.o.Route != nil {
+		buckets = append(buckets, store.BucketCheck{Bucket: h.routeBucket, Throttle: *h.o.Route})
+		policies = append(policies, "route")
+	}
+	if h.o.Gateway != nil {
+		buckets = append(buckets, store.BucketCheck{Bucket: gatewayBucket, Throttle: *h.o.Gateway})
+		policies = append(policies, "gateway")
+	}
+
+	var now time.Time
+	var win *store.Window
+	var quotaErr error
+	countID := ""
+	if identified {
+		now = h.now()
+		countID = keyID
+		if plan.Quota != nil {
+			wv, err := QuotaWindow(*plan.Quota, now)
+			if err != nil {
+				// As serveByParts, the buckets still answer first: a
+				// throttled request is refused as such, and only one
+				// they allow is answered 500. Nothing is counted.
+				quotaErr, countID = err, ""
+			} else {
+				win = &wv
+			}
+		}
+	}
+
+	res := store.MeterResult{Refused: -1}
+	if len(buckets) > 0 || countID != "" {
+		var err error
+		res, err = h.meter.Meter(ctx, buckets, countID, win, now)
+		if err == nil {
+			err = checkMeterResult(res, len(buckets), countID != "")
+		}
+		if err != nil {
+			if h.storeFailed(w, r, err) {
+				h.next.ServeHTTP(w, r)
+			}
+			return
+		}
+	}
+
+	var hdr rateHeaders
+	if h.o.Headers {
+		for i, d := range res.Decisions {
+			hdr.addThrottle(policies[i], buckets[i].Throttle, d)
+		}
+	}
+	if res.Refused >= 0 {
+		h.throttled(w, rec, &hdr, planName, policies[res.Refused], res.Decisions[res.Refused])
+		return
+	}
+	if quotaErr != nil {
+		h.badPlan(w, rec, planName, quotaErr)
+		return
+	}
+	if res.Counted && !h.quotaAllows(w, rec, &hdr, planName, win, res.Quota, now) {
+		return
+	}
+
+	if h.o.Headers {
+		hdr.write(w.Header())
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+// checkMeterResult rejects a Meter answer that does not fit the question
+// (n buckets, counted or not), so that a broken store is a store error
+// rather than an index out of range.
+func checkMeterResult(res store.MeterResult, n int, count bool) error {
+	ok := len(res.Decisions) <= n
+	if res.Refused >= 0 {
+		ok = ok && res.Refused == len(res.Decisions)-1 && !res.Decisions[res.Refused].Allowed && !res.Counted
+	} else {
+		ok = ok && res.Refused == -1 && len(res.Decisions) == n && res.Counted == count
+	}
+	if !ok {
+		return fmt.Errorf("limits: store's Meter answered %d decisions, refused %d, counted %v for %d buckets and counting %v",
+			len(res.Decisions), res.Refused, res.Counted, n, count)
+	}
+	return nil
+}
+
+// quotaAllows handles the quota's answer qd for window win (nil: none):
+// it adds the quota to hdr and, when qd refuses, answers 429 Limit
+// Exceeded and reports false.
+func (h *handler) quotaAllows(w http.ResponseWriter, rec *observe.Record, hdr *rateHeaders, planName string, win *store.Window, qd store.QuotaDecision, now time.Time) bool {
+	if win != nil && h.o.Headers {
+		hdr.addQuota(*win, qd, now)
+	}
+	if qd.Allowed {
+		return true
+	}
+	rec.Error = "quota exceeded"
+	if h.o.OnQuotaExceeded != nil {
+		h.o.OnQuotaExceeded(planName)
+	}
+	if h.o.Headers {
+		hdr.write(w.Header())
+		if win != nil {
+			w.Header().Set("Retry-After", ceilSeconds(win.End.Sub(now)))
+		}
+	}
+	gwresponse.Write(w, gwresponse.QuotaExceeded)
+	return false
 }
 
 // keyThrottle picks the key's bucket: the plan's override for methodKey

@@ -216,63 +216,87 @@ func TestHandler(t *testing.T) {
 			},
 			warnings: 1,
 		},
+		{
+			desc:   "invalid plan quota behind a throttle: the throttle answers first",
+			routes: map[string]Options{"/a": {Route: throttle(1, 1)}},
+			plans:  []store.Plan{{Name: "bad", Quota: &store.Quota{Limit: 5, Period: "YEAR"}}},
+			steps: []step{
+				{key: "k1", plan: "bad", status: 500, body: body5xx, errType: "InternalServerErrorException", recErr: "plan invalid"},
+				// The 500 spent the route's token.
+				throttled(step{key: "k1", plan: "bad"}, "throttled: route"),
+				throttled(step{}, "throttled: route"),
+			},
+			warnings: 1,
+		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.desc, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t, tc.routes, tc.plans...)
-			var passed int64
-			for i, s := range tc.steps {
-				e.clock.Advance(s.advance)
-				path := s.path
-				if path == "" {
-					path = "/a"
-				}
-				for j := range max(s.n, 1) {
-					got := e.do(path, s.key, s.plan)
-					if got.status == 200 {
-						passed++
-					}
-					if got.status != s.status || got.body != s.body {
-						t.Fatalf("step %d request %d: GET %s as %q: got %d %s, want %d %s", i, j, path, s.key, got.status, got.body, s.status, s.body)
-					}
-					if et := got.header.Get("X-Amzn-Errortype"); et != s.errType {
-						t.Errorf("step %d request %d: x-amzn-ErrorType: got %q, want %q", i, j, et, s.errType)
-					}
-					if got.recErr != s.recErr {
-						t.Errorf("step %d request %d: Record.Error: got %q, want %q", i, j, got.recErr, s.recErr)
-					}
-					if ra := got.header.Get("Retry-After"); ra != "" {
-						t.Errorf("step %d request %d: Retry-After: got %q with Headers off, want none", i, j, ra)
-					}
-				}
+		for _, mode := range modes {
+			t.Run(tc.desc+"/"+mode.name, func(t *testing.T) {
+				t.Parallel()
+				testHandlerSteps(t, newEnvMode(t, mode, tc.routes, tc.plans...), tc.steps, tc.warnings)
+			})
+		}
+	}
+}
+
+// testHandlerSteps sends steps' requests to e in order and checks each
+// answer, then that warnings lines were logged.
+func testHandlerSteps(t *testing.T, e *env, steps []step, warnings int) {
+	var passed int64
+	for i, s := range steps {
+		e.clock.Advance(s.advance)
+		path := s.path
+		if path == "" {
+			path = "/a"
+		}
+		for j := range max(s.n, 1) {
+			got := e.do(path, s.key, s.plan)
+			if got.status == 200 {
+				passed++
 			}
-			logs := strings.TrimSpace(e.logs.String())
-			if n := len(strings.FieldsFunc(logs, func(r rune) bool { return r == '\n' })); n != tc.warnings {
-				t.Errorf("log lines: got %d, want %d:\n%s", n, tc.warnings, logs)
+			if got.status != s.status || got.body != s.body {
+				t.Fatalf("step %d request %d: GET %s as %q: got %d %s, want %d %s", i, j, path, s.key, got.status, got.body, s.status, s.body)
 			}
-			if up := e.upstream.Load(); up != passed {
-				t.Errorf("requests reaching next: got %d, want %d (the 200s)", up, passed)
+			if et := got.header.Get("X-Amzn-Errortype"); et != s.errType {
+				t.Errorf("step %d request %d: x-amzn-ErrorType: got %q, want %q", i, j, et, s.errType)
 			}
-		})
+			if got.recErr != s.recErr {
+				t.Errorf("step %d request %d: Record.Error: got %q, want %q", i, j, got.recErr, s.recErr)
+			}
+			if ra := got.header.Get("Retry-After"); ra != "" {
+				t.Errorf("step %d request %d: Retry-After: got %q with Headers off, want none", i, j, ra)
+			}
+		}
+	}
+	logs := strings.TrimSpace(e.logs.String())
+	if n := len(strings.FieldsFunc(logs, func(r rune) bool { return r == '\n' })); n != warnings {
+		t.Errorf("log lines: got %d, want %d:\n%s", n, warnings, logs)
+	}
+	if up := e.upstream.Load(); up != passed {
+		t.Errorf("requests reaching next: got %d, want %d (the 200s)", up, passed)
 	}
 }
 
 func TestQuotaCountsUsageWithoutQuota(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, map[string]Options{"/a": {}}, store.Plan{Name: "free"})
-	for range 3 {
-		if got := e.do("/a", "k1", "free"); got.status != 200 {
-			t.Fatalf("GET /a: got %d, want 200", got.status)
-		}
-	}
-	now := e.clock.Now()
-	usage, err := e.st.Usage(context.Background(), "k1", now, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := usage[now.Format("2006-01-02")]; got != 3 {
-		t.Errorf("Usage(k1, today): got %d, want 3", got)
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnvMode(t, mode, map[string]Options{"/a": {}}, store.Plan{Name: "free"})
+			for range 3 {
+				if got := e.do("/a", "k1", "free"); got.status != 200 {
+					t.Fatalf("GET /a: got %d, want 200", got.status)
+				}
+			}
+			now := e.clock.Now()
+			usage, err := e.st.Usage(context.Background(), "k1", now, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := usage[now.Format("2006-01-02")]; got != 3 {
+				t.Errorf("Usage(k1, today): got %d, want 3", got)
+			}
+		})
 	}
 }
 
@@ -293,45 +317,46 @@ func TestStoreFailure(t *testing.T) {
 		{desc: "fail open, anonymous", failOpen: true, status: 200, body: bodyOK},
 	}
 	for _, tc := range tests {
-		t.Run(tc.desc, func(t *testing.T) {
-			t.Parallel()
-			var storeErrs atomic.Int64
-			var lastErr atomic.Value
-			st := memory.New()
-			counter := &flakyCounter{Counter: st}
-			e := newEnv(t, map[string]Options{"/a": {
-				Counter:  counter,
-				Route:    throttle(100, 100),
-				Gateway:  throttle(100, 100),
-				FailOpen: tc.failOpen,
-				OnStoreError: func(err error) {
-					storeErrs.Add(1)
-					lastErr.Store(err)
-				},
-			}}, gold)
+		for _, mode := range modes {
+			t.Run(tc.desc+"/"+mode.name, func(t *testing.T) {
+				t.Parallel()
+				var storeErrs atomic.Int64
+				var lastErr atomic.Value
+				counter := &flakyCounter{Counter: memory.New()}
+				e := newEnvMode(t, mode, map[string]Options{"/a": {
+					Counter:  counter,
+					Route:    throttle(100, 100),
+					Gateway:  throttle(100, 100),
+					FailOpen: tc.failOpen,
+					OnStoreError: func(err error) {
+						storeErrs.Add(1)
+						lastErr.Store(err)
+					},
+				}}, gold)
 
-			if got := e.do("/a", tc.key, "gold"); got.status != 200 {
-				t.Fatalf("GET /a with the store up: got %d, want 200", got.status)
-			}
-			counter.down.Store(true)
-			got := e.do("/a", tc.key, "gold")
-			if got.status != tc.status || got.body != tc.body {
-				t.Errorf("GET /a with the store down: got %d %s, want %d %s", got.status, got.body, tc.status, tc.body)
-			}
-			if got.recErr != tc.recErr {
-				t.Errorf("Record.Error: got %q, want %q", got.recErr, tc.recErr)
-			}
-			if n := storeErrs.Load(); n != 1 {
-				t.Errorf("OnStoreError calls: got %d, want 1 per failed request", n)
-			}
-			if err, _ := lastErr.Load().(error); !errors.Is(err, store.ErrUnavailable) {
-				t.Errorf("OnStoreError(err): got %v, want store.ErrUnavailable", err)
-			}
-			counter.down.Store(false)
-			if got := e.do("/a", tc.key, "gold"); got.status != 200 {
-				t.Errorf("GET /a with the store back: got %d, want 200", got.status)
-			}
-		})
+				if got := e.do("/a", tc.key, "gold"); got.status != 200 {
+					t.Fatalf("GET /a with the store up: got %d, want 200", got.status)
+				}
+				counter.down.Store(true)
+				got := e.do("/a", tc.key, "gold")
+				if got.status != tc.status || got.body != tc.body {
+					t.Errorf("GET /a with the store down: got %d %s, want %d %s", got.status, got.body, tc.status, tc.body)
+				}
+				if got.recErr != tc.recErr {
+					t.Errorf("Record.Error: got %q, want %q", got.recErr, tc.recErr)
+				}
+				if n := storeErrs.Load(); n != 1 {
+					t.Errorf("OnStoreError calls: got %d, want 1 per failed request", n)
+				}
+				if err, _ := lastErr.Load().(error); !errors.Is(err, store.ErrUnavailable) {
+					t.Errorf("OnStoreError(err): got %v, want store.ErrUnavailable", err)
+				}
+				counter.down.Store(false)
+				if got := e.do("/a", tc.key, "gold"); got.status != 200 {
+					t.Errorf("GET /a with the store back: got %d, want 200", got.status)
+				}
+			})
+		}
 	}
 }
 
@@ -382,31 +407,33 @@ func TestHeaders(t *testing.T) {
 		},
 		{desc: "off, identified", key: "k1", status: 200},
 	}
-	var e, eOff *env
-	for _, tc := range tests {
-		// The steps share one server and clock, so they run in order.
-		if e == nil {
-			e = newEnv(t, map[string]Options{"/a": {Route: throttle(10, 10), Headers: true}}, plans...)
-			eOff = newEnv(t, map[string]Options{"/a": {Route: throttle(10, 10)}}, plans...)
-		}
-		env := eOff
-		if tc.headers {
-			env = e
-		}
-		env.clock.Advance(tc.advance)
-		got := env.do("/a", tc.key, "gold")
-		if got.status != tc.status {
-			t.Fatalf("%s: GET /a: got %d %s, want %d", tc.desc, got.status, got.body, tc.status)
-		}
-		for _, h := range []struct{ name, want string }{
-			{"Retry-After", tc.retryAfter},
-			{"RateLimit-Policy", tc.policy},
-			{"RateLimit", tc.states},
-		} {
-			if v := got.header.Get(h.name); v != h.want {
-				t.Errorf("%s: %s: got %q, want %q", tc.desc, h.name, v, h.want)
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			// The steps share one server and clock, so they run in order.
+			e := newEnvMode(t, mode, map[string]Options{"/a": {Route: throttle(10, 10), Headers: true}}, plans...)
+			eOff := newEnvMode(t, mode, map[string]Options{"/a": {Route: throttle(10, 10)}}, plans...)
+			for _, tc := range tests {
+				env := eOff
+				if tc.headers {
+					env = e
+				}
+				env.clock.Advance(tc.advance)
+				got := env.do("/a", tc.key, "gold")
+				if got.status != tc.status {
+					t.Fatalf("%s: GET /a: got %d %s, want %d", tc.desc, got.status, got.body, tc.status)
+				}
+				for _, h := range []struct{ name, want string }{
+					{"Retry-After", tc.retryAfter},
+					{"RateLimit-Policy", tc.policy},
+					{"RateLimit", tc.states},
+				} {
+					if v := got.header.Get(h.name); v != h.want {
+						t.Errorf("%s: %s: got %q, want %q", tc.desc, h.name, v, h.want)
+					}
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -450,6 +477,15 @@ func TestNew(t *testing.T) {
 // the verdict.
 func TestThrottleAccuracy(t *testing.T) {
 	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			testThrottleAccuracy(t, mode)
+		})
+	}
+}
+
+func testThrottleAccuracy(t *testing.T, mode counterMode) {
 	const (
 		rate    = 100
 		burst   = 20
@@ -458,7 +494,7 @@ func TestThrottleAccuracy(t *testing.T) {
 	)
 	st := memory.New()
 	plan := store.Plan{Name: "p", Throttle: throttle(rate, burst)}
-	e := newEnv(t, map[string]Options{"/a": {Counter: st, Plans: st}, "/warm": {Counter: st, Plans: st}})
+	e := newEnvMode(t, mode, map[string]Options{"/a": {Counter: st, Plans: st}, "/warm": {Counter: st, Plans: st}})
 	if err := st.PutPlan(context.Background(), plan); err != nil {
 		t.Fatal(err)
 	}
@@ -527,5 +563,78 @@ func TestThrottleAccuracy(t *testing.T) {
 	}
 	if got < lo || got > hi {
 		t.Errorf("allowed in %.2fs at %d/s burst %d: got %.0f, want %.0f±5%%+3", elapsed, rate, burst, got, want)
+	}
+}
+
+// TestMeterCalls checks that a Counter with Meter gets one call per
+// request, and one without gets an Allow per bucket and a Consume.
+func TestMeterCalls(t *testing.T) {
+	t.Parallel()
+	gold := store.Plan{Name: "gold", Throttle: throttle(100, 100), Quota: &store.Quota{Limit: 100, Period: "MONTH"}}
+	tests := []struct {
+		desc                      string
+		mode                      counterMode
+		key                       string
+		opts                      Options
+		allow, consume, meterCall int64
+	}{
+		{"meter, keyed, three buckets", meterMode, "k1", Options{Route: throttle(100, 100), Gateway: throttle(100, 100)}, 0, 0, 1},
+		{"meter, anonymous, one bucket", meterMode, "", Options{Route: throttle(100, 100)}, 0, 0, 1},
+		{"meter, anonymous, no buckets", meterMode, "", Options{}, 0, 0, 0},
+		{"parts, keyed, three buckets", partsMode, "k1", Options{Route: throttle(100, 100), Gateway: throttle(100, 100)}, 3, 1, 0},
+		{"parts, anonymous, no buckets", partsMode, "", Options{}, 0, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			c := &countingCounter{Counter: memory.New()}
+			o := tc.opts
+			o.Counter = c
+			e := newEnvMode(t, tc.mode, map[string]Options{"/a": o}, gold)
+			if got := e.do("/a", tc.key, "gold"); got.status != 200 {
+				t.Fatalf("GET /a as %q: got %d %s, want 200", tc.key, got.status, got.body)
+			}
+			if a, co, m := c.allow.Load(), c.consume.Load(), c.meter.Load(); a != tc.allow || co != tc.consume || m != tc.meterCall {
+				t.Errorf("GET /a as %q: got %d Allow, %d Consume, %d Meter calls, want %d, %d, %d", tc.key, a, co, m, tc.allow, tc.consume, tc.meterCall)
+			}
+		})
+	}
+}
+
+// brokenMeter answers Meter with a result that does not fit the question.
+type brokenMeter struct {
+	Counter
+	res store.MeterResult
+}
+
+func (b brokenMeter) Meter(context.Context, []store.BucketCheck, string, *store.Window, time.Time) (store.MeterResult, error) {
+	return b.res, nil
+}
+
+func TestBrokenMeterIsStoreError(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc string
+		res  store.MeterResult
+	}{
+		{"refused index out of range", store.MeterResult{Refused: 5}},
+		{"too few decisions", store.MeterResult{Refused: -1, Counted: true}},
+		{"not counted", store.MeterResult{Refused: -1, Decisions: []store.Decision{{Allowed: true}}}},
+		{"refused by an allowing bucket", store.MeterResult{Refused: 0, Decisions: []store.Decision{{Allowed: true}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			var storeErrs atomic.Int64
+			e := newEnv(t, map[string]Options{"/a": {
+				Counter:      brokenMeter{Counter: memory.New(), res: tc.res},
+				Route:        throttle(100, 100),
+				OnStoreError: func(error) { storeErrs.Add(1) },
+			}}, store.Plan{Name: "free"})
+			got := e.do("/a", "k1", "free")
+			if got.status != 503 || got.recErr != "store unavailable" || storeErrs.Load() != 1 {
+				t.Errorf("GET /a with Meter answering %+v: got %d %q, %d store errors, want 503 store unavailable, 1", tc.res, got.status, got.recErr, storeErrs.Load())
+			}
+		})
 	}
 }

@@ -85,17 +85,19 @@ func TestCheckPlanReportsEveryProblem(t *testing.T) {
 func TestCheckPlanMatchesHandler(t *testing.T) {
 	t.Parallel()
 	for _, tc := range planCases {
-		t.Run(tc.desc, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t, map[string]Options{"/x": {MethodKey: "GET /x"}}, tc.p)
-			got := e.do("/x", "k1", tc.p.Name)
-			refused := CheckPlan(tc.p) != nil
-			if (got.status == 500) != refused {
-				t.Errorf("GET /x on plan %+v: got %d %q; CheckPlan refuses it: %t", tc.p, got.status, got.body, refused)
-			}
-			if refused && got.recErr != "plan invalid" {
-				t.Errorf("GET /x on plan %+v: record.Error got %q, want %q", tc.p, got.recErr, "plan invalid")
-			}
-		})
+		for _, mode := range modes {
+			t.Run(tc.desc+"/"+mode.name, func(t *testing.T) {
+				t.Parallel()
+				e := newEnvMode(t, mode, map[string]Options{"/x": {MethodKey: "GET /x"}}, tc.p)
+				got := e.do("/x", "k1", tc.p.Name)
+				refused := CheckPlan(tc.p) != nil
+				if (got.status == 500) != refused {
+					t.Errorf("GET /x on plan %+v: got %d %q; CheckPlan refuses it: %t", tc.p, got.status, got.body, refused)
+				}
+				if refused && got.recErr != "plan invalid" {
+					t.Errorf("GET /x on plan %+v: record.Error got %q, want %q", tc.p, got.recErr, "plan invalid")
+				}
+			})
+		}
 	}
 }

@@ -149,3 +149,66 @@ type Store interface {
 	// backend. The store must not be used afterwards.
 	Close() error
 }
+
+// BucketCheck is one token bucket for Meter to take a token from.
+type BucketCheck struct {
+	Bucket   string
+	Throttle Throttle
+}
+
+// MeterResult is Meter's answer for one request.
+type MeterResult struct {
+	// Decisions has one entry per bucket checked, in order; checking
+	// stops at the first refusal, whose decision is the last entry.
+	Decisions []Decision
+	// Refused is the index of the bucket that refused, or -1.
+	Refused int
+	// Quota is Consume's answer; valid only when Counted.
+	Quota QuotaDecision
+	// Counted reports that Consume ran: no bucket refused and a key ID
+	// was given.
+	Counted bool
+}
+
+// Meter is an optional capability of a Store: every limit of one request
+// in one call, which for a networked backend is one round trip instead of
+// one per bucket plus one for the quota.
+type Meter interface {
+	// Meter takes one token from each bucket in order (as Allow), stopping
+	// at the first refusal; then, only if none refused and keyID is not
+	// "", it does what Consume(ctx, keyID, w, now) does. The outcome is
+	// that of those calls made one after another: a refused bucket takes
+	// nothing, the buckets before it keep the tokens they gave, and a
+	// refused request is never counted.
+	Meter(ctx context.Context, buckets []BucketCheck, keyID string, w *Window, now time.Time) (MeterResult, error)
+}
+
+// MeterByParts does what Meter promises by calling s.Allow for each bucket
+// and then s.Consume. Backends whose calls are in-process (memory, bolt)
+// implement Meter with it: one round trip would buy them nothing.
+func MeterByParts(ctx context.Context, s Store, buckets []BucketCheck, keyID string, w *Window, now time.Time) (MeterResult, error) {
+	res := MeterResult{Refused: -1}
+	if len(buckets) > 0 {
+		res.Decisions = make([]Decision, 0, len(buckets))
+	}
+	for i, b := range buckets {
+		d, err := s.Allow(ctx, b.Bucket, b.Throttle)
+		if err != nil {
+			return MeterResult{Refused: -1}, err
+		}
+		res.Decisions = append(res.Decisions, d)
+		if !d.Allowed {
+			res.Refused = i
+			return res, nil
+		}
+	}
+	if keyID == "" {
+		return res, nil
+	}
+	q, err := s.Consume(ctx, keyID, w, now)
+	if err != nil {
+		return MeterResult{Refused: -1}, err
+	}
+	res.Quota, res.Counted = q, true
+	return res, nil
+}

@@ -18,7 +18,10 @@ import (
 	"github.com/drawbridge-gw/drawbridge/internal/store/internal/gcra"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store = (*Store)(nil)
+	_ store.Meter = (*Store)(nil)
+)
 
 // DefaultFlushInterval is how often counters are written when
 // Options.FlushInterval is zero.
@@ -448,6 +451,12 @@ func (s *Store) Consume(_ context.Context, keyID string, w *store.Window, now ti
 		(*hook)()
 	}
 	return s.counts.Consume(keyID, w, now), nil
+}
+
+// Meter implements store.Meter by calling Allow and Consume in turn: the
+// buckets and counters are in memory, so one call would save nothing.
+func (s *Store) Meter(ctx context.Context, buckets []store.BucketCheck, keyID string, w *store.Window, now time.Time) (store.MeterResult, error) {
+	return store.MeterByParts(ctx, s, buckets, keyID, w, now)
 }
 
 // QuotaUsed implements store.Store, counting what is not yet flushed.

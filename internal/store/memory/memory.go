@@ -15,7 +15,10 @@ import (
 	"github.com/drawbridge-gw/drawbridge/internal/store/internal/gcra"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store = (*Store)(nil)
+	_ store.Meter = (*Store)(nil)
+)
 
 // Options configures a Store. The zero Options is ready to use.
 type Options struct {
@@ -174,6 +177,12 @@ func (s *Store) Allow(_ context.Context, bucket string, t store.Throttle) (store
 // Consume implements store.Store.
 func (s *Store) Consume(_ context.Context, keyID string, w *store.Window, now time.Time) (store.QuotaDecision, error) {
 	return s.counts.Consume(keyID, w, now), nil
+}
+
+// Meter implements store.Meter by calling Allow and Consume in turn,
+// which in process cost no more than one call would.
+func (s *Store) Meter(ctx context.Context, buckets []store.BucketCheck, keyID string, w *store.Window, now time.Time) (store.MeterResult, error) {
+	return store.MeterByParts(ctx, s, buckets, keyID, w, now)
 }
 
 // QuotaUsed implements store.Store.

@@ -26,7 +26,7 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	res, err := createKeyScript.Run(ctx, s.client, []string{s.keysKey, s.keyHashKey}, k.Name, k.Hash, b).Int()
-	if err := s.check(ctx, fmt.Sprintf("creating key %q", k.Name), err); err != nil {
+	if err := s.checkOp(ctx, err, "creating key %q", k.Name); err != nil {
 		return err
 	}
 	switch res {
@@ -46,7 +46,6 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 func (s *Store) UpdateKey(ctx context.Context, k store.Key) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	op := fmt.Sprintf("updating key %q", k.Name)
 	// The second attempt runs with the stored hash, which never changes,
 	// so two attempts always suffice.
 	for range 2 {
@@ -55,29 +54,29 @@ func (s *Store) UpdateKey(ctx context.Context, k store.Key) error {
 			return fmt.Errorf("encoding key %q: %w", k.Name, err)
 		}
 		res, err := updateKeyScript.Run(ctx, s.client, []string{s.keysKey}, k.Name, k.Hash, b).Slice()
-		if err := s.check(ctx, op, err); err != nil {
+		if err := s.checkOp(ctx, err, "updating key %q", k.Name); err != nil {
 			return err
 		}
 		if len(res) != 2 {
-			return fmt.Errorf("%s: unexpected script result %v", op, res)
+			return fmt.Errorf("updating key %q: unexpected script result %v", k.Name, res)
 		}
 		status, _ := res[0].(int64)
 		switch status {
 		case 0:
-			return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+			return fmt.Errorf("updating key %q: %w", k.Name, store.ErrNotFound)
 		case 1:
 			return nil
 		case 2:
 			stored, _ := res[1].(string)
 			if stored == "" || stored == k.Hash {
-				return fmt.Errorf("%s: stored key has no usable hash", op)
+				return fmt.Errorf("updating key %q: stored key has no usable hash", k.Name)
 			}
 			k.Hash = stored
 			continue
 		}
-		return fmt.Errorf("%s: unexpected script result %v", op, res)
+		return fmt.Errorf("updating key %q: unexpected script result %v", k.Name, res)
 	}
-	return fmt.Errorf("%s: hash changed while updating", op)
+	return fmt.Errorf("updating key %q: hash changed while updating", k.Name)
 }
 
 // KeyByHash finds a key by the hex SHA-256 of its value.
@@ -98,12 +97,12 @@ func (s *Store) KeyByHash(ctx context.Context, hash string) (store.Key, error) {
 func (s *Store) KeyByName(ctx context.Context, name string) (store.Key, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	op := fmt.Sprintf("looking up key %q", name)
 	b, err := s.client.HGet(ctx, s.keysKey, name).Result()
 	if errors.Is(err, redis.Nil) {
-		return store.Key{}, fmt.Errorf("%s: %w", op, store.ErrNotFound)
+		s.up()
+		return store.Key{}, fmt.Errorf("looking up key %q: %w", name, store.ErrNotFound)
 	}
-	if err := s.check(ctx, op, err); err != nil {
+	if err := s.checkOp(ctx, err, "looking up key %q", name); err != nil {
 		return store.Key{}, err
 	}
 	return decodeKey(b)
@@ -149,19 +148,19 @@ func (s *Store) PutPlan(ctx context.Context, p store.Plan) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	err = s.client.HSet(ctx, s.plansKey, p.Name, b).Err()
-	return s.check(ctx, fmt.Sprintf("storing plan %q", p.Name), err)
+	return s.checkOp(ctx, err, "storing plan %q", p.Name)
 }
 
 // Plan finds a plan by name.
 func (s *Store) Plan(ctx context.Context, name string) (store.Plan, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	op := fmt.Sprintf("looking up plan %q", name)
 	b, err := s.client.HGet(ctx, s.plansKey, name).Result()
 	if errors.Is(err, redis.Nil) {
-		return store.Plan{}, fmt.Errorf("%s: %w", op, store.ErrNotFound)
+		s.up()
+		return store.Plan{}, fmt.Errorf("looking up plan %q: %w", name, store.ErrNotFound)
 	}
-	if err := s.check(ctx, op, err); err != nil {
+	if err := s.checkOp(ctx, err, "looking up plan %q", name); err != nil {
 		return store.Plan{}, err
 	}
 	return decodePlan(b)
@@ -191,13 +190,12 @@ func (s *Store) ListPlans(ctx context.Context) ([]store.Plan, error) {
 func (s *Store) DeletePlan(ctx context.Context, name string) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	op := fmt.Sprintf("deleting plan %q", name)
 	n, err := s.client.HDel(ctx, s.plansKey, name).Result()
-	if err := s.check(ctx, op, err); err != nil {
+	if err := s.checkOp(ctx, err, "deleting plan %q", name); err != nil {
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+		return fmt.Errorf("deleting plan %q: %w", name, store.ErrNotFound)
 	}
 	return nil
 }

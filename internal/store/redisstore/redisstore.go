@@ -205,11 +205,32 @@ func (s *Store) opContext(ctx context.Context) (context.Context, context.CancelF
 // is wrapped alone. Callers handle redis.Nil before calling check.
 func (s *Store) check(ctx context.Context, op string, err error) error {
 	if err == nil {
-		if s.down.CompareAndSwap(true, false) {
-			s.log.Info("redis store available again")
-		}
+		s.up()
 		return nil
 	}
+	return s.fail(ctx, op, err)
+}
+
+// checkOp is check with op = fmt.Sprintf(format, arg), formatted only on
+// failure: the success path of a counting call runs on every request.
+func (s *Store) checkOp(ctx context.Context, err error, format, arg string) error {
+	if err == nil {
+		s.up()
+		return nil
+	}
+	return s.fail(ctx, fmt.Sprintf(format, arg), err)
+}
+
+// up notes a successful call, logging once when Redis is back. Hot paths
+// call it and fail directly, so that they format op only on failure.
+func (s *Store) up() {
+	if s.down.Load() && s.down.CompareAndSwap(true, false) {
+		s.log.Info("redis store available again")
+	}
+}
+
+// fail is check for an err that is not nil.
+func (s *Store) fail(ctx context.Context, op string, err error) error {
 	if errors.Is(ctx.Err(), context.Canceled) {
 		// The caller gave up; Redis may be fine.
 		return fmt.Errorf("%s: %w", op, err)

@@ -261,6 +261,7 @@ func everyOp(s *Store) map[string]error {
 	errs["DeletePlan"] = s.DeletePlan(ctx, "p")
 	_, errs["Allow"] = s.Allow(ctx, "b", store.Throttle{Rate: 1, Burst: 1})
 	_, errs["Consume"] = s.Consume(ctx, "key_down", &w, time.Now())
+	_, errs["Meter"] = s.Meter(ctx, []store.BucketCheck{{Bucket: "b", Throttle: store.Throttle{Rate: 1, Burst: 1}}}, "key_down", &w, time.Now())
 	_, errs["QuotaUsed"] = s.QuotaUsed(ctx, "key_down", w)
 	_, errs["Usage"] = s.Usage(ctx, "key_down", time.Now(), time.Now())
 	errs["Ping"] = s.Ping(ctx)

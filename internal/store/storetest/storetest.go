@@ -46,6 +46,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"consume concurrent exact", testConsumeConcurrent},
 		{"consume windows independent", testConsumeWindows},
 		{"usage per day", testUsage},
+		{"meter order and stop at first refusal", meterTest(testMeterOrder)},
+		{"meter refusal takes nothing", meterTest(testMeterRefusalFree)},
+		{"meter rate zero refuses", meterTest(testMeterRateZero)},
+		{"meter without buckets or key", meterTest(testMeterEmpty)},
+		{"meter consume concurrent exact", meterTest(testMeterConcurrent)},
+		{"meter equals allow and consume", meterTest(testMeterEquivalence)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -637,5 +643,280 @@ func testUsage(t *testing.T, s store.Store) {
 	}
 	if u := mustUsage(t, s, "key_none", d1, d4); len(u) != 0 {
 		t.Errorf("Usage(key_none): got %v, want none", u)
+	}
+}
+
+// meterTest adapts a test of store.Meter to the suite: it is skipped for
+// backends that do not implement Meter, which is optional.
+func meterTest(fn func(t *testing.T, s store.Store, m store.Meter)) func(t *testing.T, s store.Store) {
+	return func(t *testing.T, s store.Store) {
+		m, ok := s.(store.Meter)
+		if !ok {
+			t.Skipf("%T does not implement store.Meter", s)
+		}
+		fn(t, s, m)
+	}
+}
+
+func bucket(name string, th store.Throttle) store.BucketCheck {
+	return store.BucketCheck{Bucket: name, Throttle: th}
+}
+
+func mustMeter(t *testing.T, m store.Meter, buckets []store.BucketCheck, keyID string, w *store.Window, now time.Time) store.MeterResult {
+	t.Helper()
+	r, err := m.Meter(ctx, buckets, keyID, w, now)
+	if err != nil {
+		t.Fatalf("Meter(%v, %q): got %v, want nil", buckets, keyID, err)
+	}
+	return r
+}
+
+// slowRate refills one token every 100 s: no bucket refills while a test
+// runs, so counts of tokens are exact.
+const slowRate = 0.01
+
+func testMeterOrder(t *testing.T, s store.Store, m store.Meter) {
+	buckets := []store.BucketCheck{
+		bucket("a", store.Throttle{Rate: slowRate, Burst: 3}),
+		bucket("b", store.Throttle{Rate: slowRate, Burst: 1}),
+		bucket("c", store.Throttle{Rate: slowRate, Burst: 5}),
+	}
+	w := &store.Window{Start: may, End: june, Limit: 10}
+
+	r := mustMeter(t, m, buckets, "key_m", w, today)
+	if r.Refused != -1 || !r.Counted || r.Quota != (store.QuotaDecision{Allowed: true, Used: 1}) || len(r.Decisions) != 3 {
+		t.Fatalf("Meter(a, b, c, key_m) on full buckets: got %+v, want 3 decisions, none refused, counted, quota allowed with Used 1", r)
+	}
+	for i, want := range []int{2, 0, 4} {
+		if d := r.Decisions[i]; !d.Allowed || d.Remaining != want || d.RetryAfter != 0 {
+			t.Errorf("Meter(a, b, c, key_m) decision %d: got %+v, want allowed with Remaining %d", i, d, want)
+		}
+	}
+
+	// b is empty now: a gives its token, b refuses, c is never asked and
+	// nothing is counted.
+	r = mustMeter(t, m, buckets, "key_m", w, today)
+	if r.Refused != 1 || r.Counted || len(r.Decisions) != 2 {
+		t.Fatalf("Meter(a, b, c, key_m) with b empty: got %+v, want 2 decisions, refused by 1, not counted", r)
+	}
+	if d := r.Decisions[0]; !d.Allowed || d.Remaining != 1 {
+		t.Errorf("Meter(a, b, c, key_m) with b empty, decision 0: got %+v, want allowed with Remaining 1", d)
+	}
+	if d := r.Decisions[1]; d.Allowed || d.Remaining != 0 || d.RetryAfter <= 0 {
+		t.Errorf("Meter(a, b, c, key_m) with b empty, decision 1: got %+v, want refused with RetryAfter > 0", d)
+	}
+	if d := mustAllow(t, s, "c", buckets[2].Throttle); !d.Allowed || d.Remaining != 3 {
+		t.Errorf("Allow(c) after a Meter refused by b: got %+v, want allowed with Remaining 3 (c untouched)", d)
+	}
+	if d := mustAllow(t, s, "a", buckets[0].Throttle); !d.Allowed || d.Remaining != 0 {
+		t.Errorf("Allow(a) after two Meters: got %+v, want allowed with Remaining 0 (a gave two tokens)", d)
+	}
+	if n := mustUsed(t, s, "key_m", *w); n != 1 {
+		t.Errorf("QuotaUsed(key_m) after a refused Meter: got %d, want 1", n)
+	}
+	if u := mustUsage(t, s, "key_m", today, today); u["2026-05-17"] != 1 {
+		t.Errorf("Usage(key_m) after a refused Meter: got %v, want 1 today", u)
+	}
+
+	// Without a key nothing is counted; without buckets only the count.
+	r = mustMeter(t, m, buckets[2:], "", w, today)
+	if r.Refused != -1 || r.Counted || len(r.Decisions) != 1 || r.Decisions[0].Remaining != 2 {
+		t.Errorf("Meter(c, no key): got %+v, want c allowed with Remaining 2, not counted", r)
+	}
+	r = mustMeter(t, m, nil, "key_m", nil, today)
+	if r.Refused != -1 || !r.Counted || !r.Quota.Allowed || len(r.Decisions) != 0 {
+		t.Errorf("Meter(no buckets, key_m, no window): got %+v, want counted and allowed", r)
+	}
+	if u := mustUsage(t, s, "key_m", today, today); u["2026-05-17"] != 2 {
+		t.Errorf("Usage(key_m) after a windowless Meter: got %v, want 2 today", u)
+	}
+	if n := mustUsed(t, s, "key_m", *w); n != 1 {
+		t.Errorf("QuotaUsed(key_m) after a windowless Meter: got %d, want 1", n)
+	}
+
+	// Over quota: counted (Consume ran) but refused, and not usage.
+	one := &store.Window{Start: may, End: june, Limit: 1}
+	r = mustMeter(t, m, nil, "key_m", one, today)
+	if r.Refused != -1 || !r.Counted || r.Quota != (store.QuotaDecision{Used: 1}) {
+		t.Errorf("Meter(key_m) over a limit of 1: got %+v, want counted, quota refused with Used 1", r)
+	}
+	if u := mustUsage(t, s, "key_m", today, today); u["2026-05-17"] != 2 {
+		t.Errorf("Usage(key_m) after a Meter over quota: got %v, want 2 today", u)
+	}
+}
+
+func testMeterRefusalFree(t *testing.T, s store.Store, m store.Meter) {
+	th := store.Throttle{Rate: 5, Burst: 1} // one token per 200ms
+	interval := 200 * time.Millisecond
+	buckets := []store.BucketCheck{bucket("r", th)}
+	start := time.Now()
+	if r := mustMeter(t, m, buckets, "", nil, today); r.Refused != -1 {
+		t.Fatalf("Meter(r) on a full bucket: got %+v, want allowed", r)
+	}
+	var last store.MeterResult
+	for i := range 10 {
+		last = mustMeter(t, m, buckets, "key_r", nil, today)
+		if slow(t, start, interval, "refusals") {
+			return
+		}
+		if last.Refused != 0 || last.Counted {
+			t.Fatalf("Meter(r, key_r) refusal #%d: got %+v, want refused by 0, not counted", i+1, last)
+		}
+	}
+	// Had the refusals taken tokens, RetryAfter would have grown by an
+	// interval with each.
+	if ra := last.Decisions[0].RetryAfter; ra <= 0 || ra > interval {
+		t.Errorf("Meter(r) after 10 refusals: got RetryAfter %v, want 0 < RetryAfter <= %v", ra, interval)
+	}
+	if u := mustUsage(t, s, "key_r", today, today); len(u) != 0 {
+		t.Errorf("Usage(key_r) after refused Meters: got %v, want none", u)
+	}
+	time.Sleep(last.Decisions[0].RetryAfter + 30*time.Millisecond)
+	if d := mustAllow(t, s, "r", th); !d.Allowed {
+		t.Errorf("Allow(r) after RetryAfter following 10 refused Meters: got refused %+v, want allowed", d)
+	}
+}
+
+func testMeterRateZero(t *testing.T, s store.Store, m store.Meter) {
+	a := store.Throttle{Rate: slowRate, Burst: 2}
+	buckets := []store.BucketCheck{bucket("a", a), bucket("z", store.Throttle{Rate: 0, Burst: 10})}
+	r := mustMeter(t, m, buckets, "key_z", nil, today)
+	if r.Refused != 1 || r.Counted || len(r.Decisions) != 2 || r.Decisions[1] != (store.Decision{}) {
+		t.Fatalf("Meter(a, z with rate 0, key_z): got %+v, want refused by 1 with a zero decision, not counted", r)
+	}
+	// As with Allow in turn, a's token is spent.
+	if d := mustAllow(t, s, "a", a); !d.Allowed || d.Remaining != 0 {
+		t.Errorf("Allow(a) after a Meter refused by a later bucket: got %+v, want allowed with Remaining 0", d)
+	}
+}
+
+func testMeterEmpty(t *testing.T, s store.Store, m store.Meter) {
+	r := mustMeter(t, m, nil, "", nil, today)
+	if r.Refused != -1 || r.Counted || len(r.Decisions) != 0 {
+		t.Errorf("Meter(nothing): got %+v, want Refused -1, nothing counted", r)
+	}
+}
+
+func testMeterConcurrent(t *testing.T, s store.Store, m store.Meter) {
+	const goroutines, calls, limit = 50, 40, 1000
+	w := &store.Window{Start: may, End: june, Limit: limit}
+	buckets := []store.BucketCheck{bucket("wide", store.Throttle{Rate: 1e9, Burst: 1 << 30})}
+	var allowed, refused atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for range goroutines {
+		wg.Go(func() {
+			for range calls {
+				r, err := m.Meter(ctx, buckets, "key_c", w, today)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if r.Refused != -1 || !r.Counted {
+					errs <- fmt.Errorf("Meter(wide, key_c): got %+v, want the bucket to allow and the request counted", r)
+					return
+				}
+				if r.Quota.Allowed {
+					allowed.Add(1)
+				} else {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Meter(wide, key_c) concurrently: %v", err)
+	}
+	if a, r := allowed.Load(), refused.Load(); a != limit || r != goroutines*calls-limit {
+		t.Errorf("%d×%d concurrent Meter(wide, key_c) with limit %d: got %d allowed, %d refused, want %d, %d",
+			goroutines, calls, limit, a, r, limit, goroutines*calls-limit)
+	}
+	if n := mustUsed(t, s, "key_c", *w); n != limit {
+		t.Errorf("QuotaUsed(key_c): got %d, want %d", n, limit)
+	}
+	if u := mustUsage(t, s, "key_c", today, today); u["2026-05-17"] != limit {
+		t.Errorf("Usage(key_c, today): got %v, want %d", u, limit)
+	}
+}
+
+// testMeterEquivalence runs one sequence of requests through Meter and,
+// on buckets and a key of other names, through store.MeterByParts (Allow
+// then Consume), and compares every answer.
+func testMeterEquivalence(t *testing.T, s store.Store, m store.Meter) {
+	th := map[string]store.Throttle{
+		"key":     {Rate: slowRate, Burst: 4},
+		"method":  {Rate: slowRate, Burst: 1},
+		"route":   {Rate: slowRate, Burst: 6},
+		"gateway": {Rate: slowRate, Burst: 8},
+	}
+	w := &store.Window{Start: may, End: june, Limit: 5}
+	steps := []struct {
+		buckets []string
+		key     bool
+		w       *store.Window
+	}{
+		{[]string{"key", "route", "gateway"}, true, w},
+		{[]string{"method", "route", "gateway"}, true, w},
+		{[]string{"method", "route", "gateway"}, true, w},
+		{[]string{"route", "gateway"}, false, nil},
+		{[]string{"key", "route", "gateway"}, true, nil},
+		{[]string{"key", "route", "gateway"}, true, w},
+		{[]string{"key", "route", "gateway"}, true, w},
+		{[]string{"key", "route", "gateway"}, true, w},
+		{[]string{"route", "gateway"}, true, w},
+		{[]string{"route", "gateway"}, true, w},
+		{[]string{"gateway"}, true, w},
+		{[]string{"gateway"}, false, nil},
+	}
+	run := func(prefix string, meter func([]store.BucketCheck, string, *store.Window) (store.MeterResult, error)) []store.MeterResult {
+		var out []store.MeterResult
+		for i, st := range steps {
+			var bs []store.BucketCheck
+			for _, b := range st.buckets {
+				bs = append(bs, store.BucketCheck{Bucket: prefix + b, Throttle: th[b]})
+			}
+			keyID := ""
+			if st.key {
+				keyID = "key_" + prefix
+			}
+			r, err := meter(bs, keyID, st.w)
+			if err != nil {
+				t.Fatalf("step %d: %s(%v, %q): got %v, want nil", i, prefix, bs, keyID, err)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	start := time.Now()
+	got := run("meter", func(bs []store.BucketCheck, keyID string, w *store.Window) (store.MeterResult, error) {
+		return m.Meter(ctx, bs, keyID, w, today)
+	})
+	want := run("parts", func(bs []store.BucketCheck, keyID string, w *store.Window) (store.MeterResult, error) {
+		return store.MeterByParts(ctx, s, bs, keyID, w, today)
+	})
+	// Times are measured from each call's own now: they may differ by
+	// the time the runs took, plus rounding to a microsecond.
+	slack := time.Since(start) + time.Millisecond
+	near := func(a, b time.Duration) bool { return a-b <= slack && b-a <= slack }
+	for i := range steps {
+		g, p := got[i], want[i]
+		same := g.Refused == p.Refused && g.Counted == p.Counted && g.Quota == p.Quota && len(g.Decisions) == len(p.Decisions)
+		for j := 0; same && j < len(g.Decisions); j++ {
+			dg, dp := g.Decisions[j], p.Decisions[j]
+			same = dg.Allowed == dp.Allowed && dg.Remaining == dp.Remaining && near(dg.RetryAfter, dp.RetryAfter) && near(dg.Reset, dp.Reset)
+		}
+		if !same {
+			t.Errorf("step %d %v: Meter: got %+v, want %+v as Allow then Consume", i, steps[i].buckets, g, p)
+		}
+	}
+	for _, id := range []string{"key_meter", "key_parts"} {
+		if n := mustUsed(t, s, id, *w); n != w.Limit {
+			t.Errorf("QuotaUsed(%s): got %d, want %d", id, n, w.Limit)
+		}
+	}
+	if gu, wu := mustUsage(t, s, "key_meter", today, today), mustUsage(t, s, "key_parts", today, today); !reflect.DeepEqual(gu, wu) {
+		t.Errorf("Usage(key_meter): got %v, want %v as key_parts", gu, wu)
 	}
 }

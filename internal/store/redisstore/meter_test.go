@@ -1,0 +1,151 @@
+package redisstore
+
+import (
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drawbridge-gw/drawbridge/internal/store"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil/redistest"
+)
+
+// requestBuckets are the buckets of a keyed request on a route with a
+// route and a gateway throttle, far from refusing.
+var requestBuckets = []store.BucketCheck{
+	{Bucket: "key:key_b", Throttle: store.Throttle{Rate: 1e6, Burst: 1e6}},
+	{Bucket: "route:bench", Throttle: store.Throttle{Rate: 1e6, Burst: 1e6}},
+	{Bucket: "gateway", Throttle: store.Throttle{Rate: 1e6, Burst: 1e6}},
+}
+
+// scriptCalls returns how many EVALSHA and EVAL commands Redis ran since
+// its statistics were last reset.
+func scriptCalls(t *testing.T, srv *redistest.Server) int {
+	t.Helper()
+	info, err := rawClient(t, srv.Addr()).Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	n := 0
+	for _, m := range regexp.MustCompile(`(?m)^cmdstat_eval(?:sha)?:calls=(\d+)`).FindAllStringSubmatch(info, -1) {
+		c, _ := strconv.Atoi(m[1])
+		n += c
+	}
+	return n
+}
+
+func TestMeterOneRoundTrip(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, Options{Addrs: []string{srv.Addr()}})
+	now := time.Now()
+	w := &store.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Limit: 100}
+	// The first call loads the script (EVALSHA, then EVAL on NOSCRIPT).
+	if _, err := s.Meter(ctx, requestBuckets, "key_b", w, now); err != nil {
+		t.Fatalf("Meter(): got %v, want nil", err)
+	}
+	if err := rawClient(t, srv.Addr()).ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatalf("CONFIG RESETSTAT: %v", err)
+	}
+	r, err := s.Meter(ctx, requestBuckets, "key_b", w, now)
+	if err != nil || r.Refused != -1 || !r.Counted || r.Quota.Used != 2 || len(r.Decisions) != 3 {
+		t.Fatalf("Meter() again: got %+v, %v, want 3 buckets allowed, counted with Used 2", r, err)
+	}
+	if n := scriptCalls(t, srv); n != 1 {
+		t.Errorf("scripts run by one Meter of 3 buckets and a quota: got %d, want 1", n)
+	}
+}
+
+func TestMeterBucketExpires(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, Options{Addrs: []string{srv.Addr()}})
+	th := store.Throttle{Rate: 1, Burst: 3}
+	if _, err := s.Meter(ctx, []store.BucketCheck{{Bucket: "d", Throttle: th}}, "", nil, time.Now()); err != nil {
+		t.Fatalf("Meter(d): got %v, want nil", err)
+	}
+	// As Allow's, the bucket expires when it would be full again.
+	ttl, err := rawClient(t, srv.Addr()).PTTL(ctx, DefaultPrefix+"bucket:d").Result()
+	if err != nil || ttl <= 0 || ttl > time.Second {
+		t.Errorf("PTTL(bucket:d) after one Meter: got %v, %v, want 0 < TTL <= 1s", ttl, err)
+	}
+}
+
+func TestMeterErrorNamesWhatFailed(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, Options{Addrs: []string{srv.Addr()}, Timeout: 300 * time.Millisecond})
+	srv.Kill()
+	_, err := s.Meter(ctx, requestBuckets, "key_b", nil, time.Now())
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Meter() with Redis killed: got %v, want ErrUnavailable", err)
+	}
+	for _, want := range []string{`"key:key_b"`, `"route:bench"`, `"gateway"`, "key_b"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Meter() with Redis killed: error %q does not name %s", err, want)
+		}
+	}
+}
+
+func TestMeterResultShape(t *testing.T) {
+	tests := []struct {
+		desc    string
+		res     []int64
+		n       int
+		withKey bool
+		ok      bool
+	}{
+		{"all allowed, counted", []int64{-1, 1, 1, 5, 1, 0, 0, 1, 1, 0, 0, 1}, 2, true, true},
+		{"all allowed, no key", []int64{-1, 0, 0, 0, 1, 0, 0, 1}, 1, false, true},
+		{"refused by the second", []int64{1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 9, 9}, 3, true, true},
+		{"no buckets, counted", []int64{-1, 1, 0, 3}, 0, true, true},
+		{"too short", []int64{-1, 1}, 0, true, false},
+		{"ragged", []int64{-1, 0, 0, 0, 1}, 1, false, false},
+		{"fewer decisions than buckets", []int64{-1, 1, 1, 1, 1, 0, 0, 1}, 2, true, false},
+		{"refused but counted", []int64{0, 1, 1, 1, 0, 0, 1, 1}, 1, true, false},
+		{"refused index past the decisions", []int64{2, 0, 0, 0, 0, 0, 1, 1}, 3, true, false},
+		{"counted without a key", []int64{-1, 1, 1, 1}, 0, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			_, ok := meterResult(tt.res, tt.n, tt.withKey)
+			if ok != tt.ok {
+				t.Errorf("meterResult(%v, %d, %v): got ok %v, want %v", tt.res, tt.n, tt.withKey, ok, tt.ok)
+			}
+		})
+	}
+}
+
+// BenchmarkRequestLimits compares the store calls of one keyed request
+// with a key, a route and a gateway bucket and a quota: Allow three times
+// and Consume, as limits did, against one Meter.
+func BenchmarkRequestLimits(b *testing.B) {
+	srv := redistest.Start(b)
+	s, err := New(Options{Addrs: []string{srv.Addr()}, Logger: quiet})
+	if err != nil {
+		b.Fatalf("New(): %v", err)
+	}
+	b.Cleanup(func() { s.Close() })
+	now := time.Now()
+	w := &store.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Limit: 1 << 40}
+	b.Run("allow×3+consume", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, bc := range requestBuckets {
+				if _, err := s.Allow(ctx, bc.Bucket, bc.Throttle); err != nil {
+					b.Fatalf("Allow(%s): %v", bc.Bucket, err)
+				}
+			}
+			if _, err := s.Consume(ctx, "key_b", w, now); err != nil {
+				b.Fatalf("Consume(key_b): %v", err)
+			}
+		}
+	})
+	b.Run("meter", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Meter(ctx, requestBuckets, "key_b", w, now); err != nil {
+				b.Fatalf("Meter(): %v", err)
+			}
+		}
+	})
+}

@@ -179,7 +179,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		keyID, planName, identified = h.o.Identity(ctx)
 	}
 	var plan store.Plan
-	if identified && planName != "" {
+	if identified && planName == "" {
+		// API Gateway refuses a key that is in no usage plan with 403
+		// Forbidden; such a key would otherwise pass unthrottled.
+		rec.Error = "key in no usage plan"
+		gwresponse.Write(w, gwresponse.InvalidAPIKey)
+		return
+	}
+	if identified {
 		p, err := h.o.Plans.Plan(ctx, planName)
 		switch {
 		case errors.Is(err, store.ErrNotFound):

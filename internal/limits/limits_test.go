@@ -114,9 +114,10 @@ func TestHandler(t *testing.T) {
 				"/a": {Gateway: throttle(1, 3)},
 				"/b": {Gateway: throttle(1, 3)},
 			},
+			plans: []store.Plan{{Name: "open"}},
 			steps: []step{
 				ok(step{n: 2}),
-				ok(step{path: "/b", key: "k1"}),
+				ok(step{path: "/b", key: "k1", plan: "open"}),
 				throttled(step{path: "/b"}, "throttled: gateway"),
 				throttled(step{}, "throttled: gateway"),
 			},
@@ -169,11 +170,14 @@ func TestHandler(t *testing.T) {
 			},
 		},
 		{
-			desc:   "key in no plan: route throttle only, no quota",
+			// API Gateway refuses a key in no usage plan; it would
+			// otherwise pass without a key throttle or quota.
+			desc:   "key in no plan: 403, before any bucket",
 			routes: map[string]Options{"/a": {Route: throttle(1, 2)}},
 			steps: []step{
-				ok(step{key: "k1", n: 2}),
-				throttled(step{key: "k1"}, "throttled: route"),
+				{key: "k1", n: 3, status: 403, body: bodyForbidden, errType: "ForbiddenException", recErr: "key in no usage plan"},
+				ok(step{n: 2}),
+				throttled(step{}, "throttled: route"),
 			},
 		},
 		{

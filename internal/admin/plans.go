@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/drawbridge-gw/drawbridge/internal/limits"
@@ -26,7 +27,7 @@ func CheckPlan(p *store.Plan) error {
 	if !nameRE.MatchString(p.Name) {
 		return errorf(http.StatusBadRequest, "plan name %q: want 1 to 128 characters of A-Z a-z 0-9 . _ -", p.Name)
 	}
-	for _, m := range sortedKeys(p.Methods) {
+	for _, m := range slices.Sorted(maps.Keys(p.Methods)) {
 		if !methodKeyRE.MatchString(m) {
 			return errorf(http.StatusBadRequest, "methods: key %q: want \"METHOD /path\", e.g. \"GET /orders/{id}\"", m)
 		}
@@ -66,13 +67,4 @@ func deletePlan(ctx context.Context, st store.Store, name string) error {
 		return fmt.Errorf("deleting plan %q: %w", name, err)
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"reflect"
@@ -445,7 +446,7 @@ func Check(cfg *config.Config) error {
 	}
 	metrics := observe.NewMetrics("check")
 	discard := slog.New(slog.DiscardHandler)
-	for _, name := range sortedKeys(cfg.Upstreams) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
 		u, err := buildUpstream(cfg.Upstreams[name], metrics, discard)
 		if err != nil {
 			add(cfg.Upstreams[name].TLS.Line, err)

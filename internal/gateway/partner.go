@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/drawbridge-gw/drawbridge/internal/auth"
@@ -46,7 +48,7 @@ func newPartnerControls(cfg *config.Config, st store.Store, keys *auth.KeyCache,
 		metrics:      metrics,
 		logger:       logger,
 	}
-	for _, name := range sortedKeys(cfg.Partners) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Partners)) {
 		p := cfg.Partners[name]
 		if p.ClientCert != nil {
 			pc.certPartners[name] = auth.PartnerMatch{Subjects: p.ClientCert.Subjects, Fingerprints: p.ClientCert.Fingerprints}
@@ -155,7 +157,7 @@ func identityFunc(ctx context.Context) (keyID, plan string, ok bool) {
 // file stays the source of truth for the plans it names; plans created
 // through the admin API live beside them.
 func SeedPlans(ctx context.Context, cfg *config.Config, st store.Store) error {
-	for _, name := range sortedKeys(cfg.Plans) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Plans)) {
 		p := cfg.Plans[name]
 		sp := store.Plan{Name: name, Throttle: storeThrottle(p.Throttle)}
 		if q := p.Quota; q != nil {

@@ -375,6 +375,9 @@ func replace(old, new string) string {
 	return strings.Replace(good, old, new, 1)
 }
 
+// testPin is a well-formed pin (of the empty string).
+const testPin = "sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+
 func TestProblems(t *testing.T) {
 	t.Parallel()
 	const pinHint = `drawbridge.yaml:7: upstream "onprem": no way to verify the backend's certificate: set tls.ca to the PEM file of its CA (or of the self-signed certificate itself), or tls.pins to its public-key pin (run "drawbridge pin https://10.0.0.5:443" to get one), or tls.system_roots: true if its certificate is publicly trusted`
@@ -439,7 +442,11 @@ func TestProblems(t *testing.T) {
 		{"client cert without key", replace("tls: {ca: ca.pem}", "tls: {ca: ca.pem, client_cert: client.crt}"), `drawbridge.yaml:7: upstream "onprem": tls.client_cert is set but tls.client_key is not; client certificates need both`},
 		{"client key without cert", replace("tls: {ca: ca.pem}", "tls: {ca: ca.pem, client_key: client.key}"), `drawbridge.yaml:7: upstream "onprem": tls.client_key is set but tls.client_cert is not; client certificates need both`},
 		{"client key absent", replace("tls: {ca: ca.pem}", "tls: {ca: ca.pem, client_cert: client.crt, client_key: nope.key}"), `drawbridge.yaml:7: upstream "onprem": tls.client_key: cannot read "nope.key" (nope.key): no such file or directory`},
-		{"upstream min version", replace("tls: {ca: ca.pem}", "tls: {ca: ca.pem, min_version: '1.0'}"), `drawbridge.yaml:7: upstream "onprem": tls.min_version must be "1.2" or "1.3", got "1.0"`},
+		{"upstream min version", replace("tls: {ca: ca.pem}", "tls: {ca: ca.pem, min_version: '1.4'}"), `drawbridge.yaml:7: upstream "onprem": tls.min_version must be "1.2" or "1.3" (or "1.0" or "1.1" for old backends), got "1.4"`},
+		{"accept_expired without pins", replace("    tls: {ca: ca.pem}", "    tls:\n      ca: ca.pem\n      accept_expired: true"), `drawbridge.yaml:9: upstream "onprem": tls.accept_expired: true needs tls.pins: only a pinned key can identify a backend whose certificate is expired (run "drawbridge pin https://HOST:PORT" to get its pin); it never applies to ca or system_roots trust`},
+		{"legacy_common_name without ca", replace("tls: {ca: ca.pem}", "tls: {pins: ["+testPin+"], legacy_common_name: true}"), `drawbridge.yaml:7: upstream "onprem": tls.legacy_common_name: true only applies to chain verification, so it needs tls.ca (or system_roots); a pinned certificate is accepted without a name check, so with pins only, remove it`},
+		{"store accept_expired", good + "store: {type: redis, addr: 10.0.0.7:6379, tls: {pins: [" + testPin + "], accept_expired: true}}\n", `drawbridge.yaml:11: store: tls.accept_expired is only for upstreams`},
+		{"store min version 1.0", good + "store: {type: redis, addr: 10.0.0.7:6379, tls: {pins: [" + testPin + "], min_version: '1.0'}}\n", `drawbridge.yaml:11: store: tls.min_version must be "1.2" or "1.3", got "1.0"`},
 		{"server name with port", replace("tls: {ca: ca.pem}", "tls: {ca: ca.pem, server_name: 'b.internal:443'}"), `drawbridge.yaml:7: upstream "onprem": tls.server_name "b.internal:443" must be a bare host name, without scheme, port or path`},
 		// Upstreams: the rest.
 		{"balance", replace("    tls: {ca: ca.pem}", "    tls: {ca: ca.pem}\n    balance: random"), `drawbridge.yaml:8: upstream "onprem": balance must be round_robin or least_requests, got "random"`},
@@ -604,6 +611,15 @@ upstreams:
     targets: [https://10.0.0.8]
     tls: {system_roots: true}
     allow_insecure: true
+  old:
+    targets: [https://10.0.0.9]
+    tls:
+      ca: ca.pem
+      pins: [`+testPin+`]
+      legacy_common_name: true
+      accept_expired: true
+      min_version: 1.0
+      legacy_ciphers: true
 routes:
   - {path: /legacy, upstream: legacy}
   - {path: /lab, upstream: lab}
@@ -616,6 +632,10 @@ routes:
 	want := []string{
 		path + `:13: upstream "lab": tls.insecure_skip_verify is true; the backend's certificate is not verified, so anyone on the path can impersonate it`,
 		path + `:6: upstream "legacy": target "http://10.0.0.5:8080" is plaintext http:// (allow_insecure: true); requests and responses to it can be read and changed on the way`,
+		path + `:23: upstream "old": tls.legacy_common_name is true; a certificate without subjectAltName is matched by its Common Name, which clients stopped accepting; have the backend's certificate reissued with a SAN, or pin its key`,
+		path + `:24: upstream "old": tls.accept_expired is true; a pinned certificate is accepted after it expires, so a leaked key of it stays trusted until the pin is removed`,
+		path + `:25: upstream "old": tls.min_version is "1.0"; TLS 1.0 and 1.1 are deprecated (RFC 8996) and weaker against a network attacker; upgrade the backend to TLS 1.2`,
+		path + `:26: upstream "old": tls.legacy_ciphers is true; RSA key exchange (no forward secrecy), 3DES and CBC suites are offered to the backend`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Warnings():\ngot  %q\nwant %q", got, want)

@@ -162,8 +162,21 @@ type UpstreamTLS struct {
 	// InsecureSkipVerify turns verification off. It is insecure: anyone on
 	// the path can impersonate the backend. Needs allow_insecure.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-	// MinVersion is "1.2" (default) or "1.3".
+	// MinVersion is "1.2" (default) or "1.3"; for upstreams also "1.0" or
+	// "1.1", for old backends (every start warns).
 	MinVersion string `yaml:"min_version"`
+	// LegacyCiphers also offers the RSA-key-exchange, 3DES and CBC-SHA256
+	// suites Go still implements, for old backends (upstreams only; every
+	// start warns).
+	LegacyCiphers bool `yaml:"legacy_ciphers"`
+	// LegacyCommonName accepts a CA-verified certificate without any
+	// subjectAltName when its Common Name is the server name (upstreams
+	// only, needs ca or system_roots; every start warns).
+	LegacyCommonName bool `yaml:"legacy_common_name"`
+	// AcceptExpired accepts a pinned certificate outside its validity
+	// period: the pinned key is the identity (upstreams only, needs pins;
+	// every start warns).
+	AcceptExpired bool `yaml:"accept_expired"`
 }
 
 // HealthCheck is an active check: a GET over verified TLS on a timer.

@@ -161,6 +161,18 @@ func (v *validator) tlsVersion(p *string, obj, key string, def string, fallback 
 	}
 }
 
+// upstreamTLSVersion is tlsVersion for the client side toward backends,
+// which may also go down to TLS 1.0 for old load balancers.
+func (v *validator) upstreamTLSVersion(p *string, obj string, fallback int) {
+	switch *p {
+	case "":
+		*p = DefaultUpstreamMinVersion
+	case "1.0", "1.1", "1.2", "1.3":
+	default:
+		v.add(v.line(p, fallback), "%s: tls.min_version must be \"1.2\" or \"1.3\" (or \"1.0\" or \"1.1\" for old backends), got %q", obj, *p)
+	}
+}
+
 // hostPort explains what is wrong with a host:port, or returns "".
 func hostPort(s string, needHost, allowZeroPort bool) string {
 	host, port, err := net.SplitHostPort(s)
@@ -265,8 +277,9 @@ func (v *validator) listeners() {
 
 // upstreamTLS checks the client side of a verified TLS connection: pins,
 // client certificate, files, server name, version. Upstreams and the
-// Redis store share it.
-func (v *validator) upstreamTLS(t *UpstreamTLS, obj string, tlsLine int) {
+// Redis store share it; only upstreams (legacy) may use the settings for
+// old backends.
+func (v *validator) upstreamTLS(t *UpstreamTLS, obj string, tlsLine int, legacy bool) {
 	for i, pin := range t.Pins {
 		if !validPin(pin) {
 			v.add(v.line(&t.Pins[i], v.line(&t.Pins, tlsLine)), "%s: tls.pins[%d]: %q is not a pin; want \"sha256/\" and the standard base64 of the SHA-256 of the certificate's public key (44 characters), as printed by \"drawbridge pin\"", obj, i, pin)
@@ -285,7 +298,32 @@ func (v *validator) upstreamTLS(t *UpstreamTLS, obj string, tlsLine int) {
 	if t.ServerName != "" && strings.ContainsAny(t.ServerName, ":/ ") && net.ParseIP(t.ServerName) == nil {
 		v.add(v.line(&t.ServerName, tlsLine), "%s: tls.server_name %q must be a bare host name, without scheme, port or path", obj, t.ServerName)
 	}
-	v.tlsVersion(&t.MinVersion, obj, "tls.min_version", DefaultUpstreamMinVersion, tlsLine)
+	if !legacy {
+		v.tlsVersion(&t.MinVersion, obj, "tls.min_version", DefaultUpstreamMinVersion, tlsLine)
+		for _, f := range []struct {
+			set bool
+			p   any
+			key string
+		}{
+			{t.LegacyCiphers, &t.LegacyCiphers, "legacy_ciphers"},
+			{t.LegacyCommonName, &t.LegacyCommonName, "legacy_common_name"},
+			{t.AcceptExpired, &t.AcceptExpired, "accept_expired"},
+		} {
+			if f.set {
+				v.add(v.line(f.p, tlsLine), "%s: tls.%s is only for upstreams", obj, f.key)
+			}
+		}
+		return
+	}
+	v.upstreamTLSVersion(&t.MinVersion, obj, tlsLine)
+	if t.AcceptExpired && len(t.Pins) == 0 && !v.bad[&t.Pins] {
+		v.add(v.line(&t.AcceptExpired, tlsLine), "%s: tls.accept_expired: true needs tls.pins: only a pinned key can identify a backend whose certificate is expired "+
+			"(run \"drawbridge pin https://HOST:PORT\" to get its pin); it never applies to ca or system_roots trust", obj)
+	}
+	if t.LegacyCommonName && t.CA == "" && !t.SystemRoots && !v.bad[&t.CA] && !v.bad[&t.SystemRoots] {
+		v.add(v.line(&t.LegacyCommonName, tlsLine), "%s: tls.legacy_common_name: true only applies to chain verification, so it needs tls.ca (or system_roots); "+
+			"a pinned certificate is accepted without a name check, so with pins only, remove it", obj)
+	}
 }
 
 func (v *validator) admin() {
@@ -565,7 +603,7 @@ func (v *validator) upstream(u *Upstream) {
 		v.add(tlsLine, "%s: no way to verify the backend's certificate: set tls.ca to the PEM file of its CA (or of the self-signed certificate itself), "+
 			"or tls.pins to its public-key pin (run \"drawbridge pin %s\" to get one), or tls.system_roots: true if its certificate is publicly trusted", obj, firstHTTPS)
 	}
-	v.upstreamTLS(t, obj, tlsLine)
+	v.upstreamTLS(t, obj, tlsLine, true)
 
 	if u.HTTP2 == nil {
 		on := DefaultHTTP2
@@ -914,7 +952,7 @@ func (v *validator) store() {
 			if t.InsecureSkipVerify && !s.AllowInsecure {
 				v.add(v.line(&t.InsecureSkipVerify, line), "store: tls.insecure_skip_verify needs allow_insecure: true on the store as well (insecure: Redis is then not authenticated)")
 			}
-			v.upstreamTLS(t, "store", line)
+			v.upstreamTLS(t, "store", line, false)
 		case !s.AllowInsecure && !allLoopback(s.Addrs):
 			v.add(v.line(&s.Type, s.Line), "store: Redis at %s is not on this machine, so the connection needs tls: {ca: FILE} (or pins); set allow_insecure: true to use plaintext anyway (insecure: the password, key hashes and counters cross the network in clear)", strings.Join(s.Addrs, ", "))
 		}

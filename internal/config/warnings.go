@@ -3,7 +3,9 @@ package config
 import "fmt"
 
 // Warnings returns one line per insecure opt-in the config actually uses (an
-// http:// target allowed by allow_insecure, or tls.insecure_skip_verify),
+// http:// target allowed by allow_insecure, tls.insecure_skip_verify, or a
+// concession to an old backend: legacy_common_name, accept_expired,
+// min_version below 1.2, legacy_ciphers),
 // each naming the upstream and FILE:LINE. The gateway logs them on every
 // start so that an opt-in is never forgotten.
 func (c *Config) Warnings() []string {
@@ -29,6 +31,19 @@ func (c *Config) Warnings() []string {
 		}
 		if u.TLS.InsecureSkipVerify {
 			warn(&u.TLS.InsecureSkipVerify, u.TLS.Line, "upstream %q: tls.insecure_skip_verify is true; the backend's certificate is not verified, so anyone on the path can impersonate it", name)
+		}
+		t := &u.TLS
+		if t.LegacyCommonName {
+			warn(&t.LegacyCommonName, t.Line, "upstream %q: tls.legacy_common_name is true; a certificate without subjectAltName is matched by its Common Name, which clients stopped accepting; have the backend's certificate reissued with a SAN, or pin its key", name)
+		}
+		if t.AcceptExpired {
+			warn(&t.AcceptExpired, t.Line, "upstream %q: tls.accept_expired is true; a pinned certificate is accepted after it expires, so a leaked key of it stays trusted until the pin is removed", name)
+		}
+		if t.MinVersion == "1.0" || t.MinVersion == "1.1" {
+			warn(&t.MinVersion, t.Line, "upstream %q: tls.min_version is %q; TLS 1.0 and 1.1 are deprecated (RFC 8996) and weaker against a network attacker; upgrade the backend to TLS 1.2", name, t.MinVersion)
+		}
+		if t.LegacyCiphers {
+			warn(&t.LegacyCiphers, t.Line, "upstream %q: tls.legacy_ciphers is true; RSA key exchange (no forward secrecy), 3DES and CBC suites are offered to the backend", name)
 		}
 	}
 	if s := c.Store; s.Type == "redis" {

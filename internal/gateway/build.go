@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -64,7 +64,7 @@ func buildChain(cfg *config.Config, st store.Store, keys *auth.KeyCache, metrics
 		return nil, err
 	}
 	ups := make(map[string]*builtUpstream, len(cfg.Upstreams))
-	for _, name := range sortedKeys(cfg.Upstreams) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
 		u, err := buildUpstream(cfg.Upstreams[name], metrics, logger)
 		if err != nil {
 			return nil, problem(cfg, cfg.Upstreams[name].Line, err)
@@ -117,9 +117,9 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 	if err != nil {
 		return nil, err
 	}
-	minVersion := uint16(tls.VersionTLS12)
-	if uc.TLS.MinVersion == "1.3" {
-		minVersion = tls.VersionTLS13
+	minVersion, err := transport.ParseVersion(uc.TLS.MinVersion)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %q: tls.min_version: %w", uc.Name, err)
 	}
 	opts := transport.Options{
 		Upstream:            uc.Name,
@@ -133,6 +133,9 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 		AllowPlaintext:      uc.AllowInsecure && hasPlaintext(uc.Targets),
 		DisableHTTP2:        !uc.HTTP2Enabled(),
 		MinVersion:          minVersion,
+		LegacyCiphers:       uc.TLS.LegacyCiphers,
+		LegacyCommonName:    uc.TLS.LegacyCommonName,
+		AcceptExpired:       uc.TLS.AcceptExpired,
 		DialTimeout:         uc.DialTimeout.D(),
 		MaxIdleConnsPerHost: uc.MaxIdleConns,
 		MaxConnsPerHost:     uc.MaxConns,
@@ -425,15 +428,6 @@ func openAccessLog(cfg *config.Config) (*slog.Logger, io.Closer, error) {
 
 func problem(cfg *config.Config, line int, err error) error {
 	return fmt.Errorf("%s:%d: %w", cfg.File, line, err)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func hasPlaintext(targets []string) bool {

@@ -33,10 +33,13 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Run connects to o.Target, and writes to w the negotiated TLS version and
-// ALPN protocol, each certificate the backend sent, a line
-// "pin: sha256/<leaf SPKI hash>", and a YAML block for the upstream's tls
-// config.
+// Run connects to o.Target (offering TLS 1.0 and up, legacy suites
+// included, so that old backends can be inspected), and writes to w the
+// negotiated TLS version and ALPN protocol, each certificate the backend
+// sent, a line "pin: sha256/<leaf SPKI hash>", what is legacy about the
+// backend (no SAN, expired, SHA-1 signature, RSA key under 2048 bits, TLS
+// below 1.2, a legacy cipher suite), and a YAML block for the upstream's tls
+// config with the flags the gateway needs to connect to it pinned.
 func Run(ctx context.Context, w io.Writer, o Options) error {
 	addr, host, err := parseTarget(o.Target)
 	if err != nil {
@@ -78,6 +81,11 @@ func fetch(ctx context.Context, addr, serverName string) (tls.ConnectionState, e
 		// only displayed, never used to send anything, and the operator
 		// decides whether to trust it (see the package doc).
 		InsecureSkipVerify: true,
+		// For the same reason, old protocol versions and suites are
+		// offered, so that an old backend can be inspected at all; the
+		// report says which config flags the gateway then needs.
+		MinVersion:   tls.VersionTLS10,
+		CipherSuites: transport.LegacyCipherSuites(),
 	})
 	if err := conn.HandshakeContext(ctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -145,25 +153,91 @@ func report(w io.Writer, o Options, addr, host string, cs tls.ConnectionState, n
 
 	fmt.Fprintf(&b, "\npin: %s\n", pin)
 
+	f := findLegacy(cs, now)
+	if len(f.notes) > 0 {
+		fmt.Fprintf(&b, "\nlegacy:\n")
+		for _, n := range f.notes {
+			fmt.Fprintf(&b, "  - %s\n", n)
+		}
+	}
+
 	name, why := configName(o.ServerName, host, leaf)
 	fmt.Fprintf(&b, "\nTo trust this key, put in the upstream's config:\n\n")
 	fmt.Fprintf(&b, "tls:\n")
 	fmt.Fprintf(&b, "  server_name: %-21s # %s\n", name, why)
 	fmt.Fprintf(&b, "  pins:\n")
 	fmt.Fprintf(&b, "    - %-30s # leaf key; add the next key here before rotating\n", pin)
+	for _, fl := range f.flags {
+		fmt.Fprintf(&b, "  %-34s # %s\n", fl.yaml, fl.why)
+	}
 	fmt.Fprintf(&b, "\nThe pin is checked on every connection; it outlives certificate renewals that keep the key. ")
 	fmt.Fprintf(&b, "The alternative is CA-based trust: ca: FILE (the private CA, or this self-signed certificate).\n")
-	if err := leaf.VerifyHostname(name); err != nil {
-		fmt.Fprintf(&b, "note: the leaf has no SAN matching %q: pins still work, but ca-based trust would be refused with a name mismatch.\n", name)
+	if len(f.flags) > 0 {
+		var keys []string
+		for _, fl := range f.flags {
+			keys = append(keys, "tls."+fl.key)
+		}
+		fmt.Fprintf(&b, "warning: every start of drawbridge will log a warning for %s: each is a concession to this backend; remove it once the backend is fixed.\n", strings.Join(keys, ", "))
 	}
-	switch {
-	case now.After(leaf.NotAfter):
-		fmt.Fprintf(&b, "warning: the leaf expired on %s; drawbridge refuses expired certificates even when pinned, so this backend will get 502 until it serves a valid one.\n", leaf.NotAfter.UTC().Format(time.DateOnly))
-	case now.Before(leaf.NotBefore):
-		fmt.Fprintf(&b, "warning: the leaf is not valid before %s; drawbridge refuses it until then.\n", leaf.NotBefore.UTC().Format(time.RFC3339))
+	// A leaf without SANs is already explained under legacy.
+	if transport.HasSAN(leaf) && leaf.VerifyHostname(name) != nil {
+		fmt.Fprintf(&b, "note: the leaf has no SAN matching %q: pins still work, but ca-based trust would be refused with a name mismatch.\n", name)
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// legacyFindings is what makes a backend old, and the config flags that let
+// the gateway connect to it anyway.
+type legacyFindings struct {
+	notes []string
+	flags []flag
+}
+
+type flag struct {
+	key  string // under tls:
+	yaml string // key: value
+	why  string
+}
+
+// findLegacy lists what about cs an up-to-date client would refuse: a leaf
+// without SANs, outside its validity period, SHA-1 (or MD5) signed or with
+// a weak key, and a protocol version or cipher suite the gateway does not
+// offer by default. Pinned, only the dates, version and suite need a flag.
+func findLegacy(cs tls.ConnectionState, now time.Time) legacyFindings {
+	var f legacyFindings
+	leaf := cs.PeerCertificates[0]
+	if !transport.HasSAN(leaf) {
+		f.notes = append(f.notes, fmt.Sprintf("no SAN: the leaf has only CN=%q; Go matches names against SANs only, so ca trust would need tls.legacy_common_name: true (pinned, no name is checked)", leaf.Subject.CommonName))
+	}
+	switch {
+	case now.After(leaf.NotAfter):
+		date := leaf.NotAfter.UTC().Format(time.DateOnly)
+		f.notes = append(f.notes, fmt.Sprintf("expired: on %s; only a pinned key can be trusted after that, with tls.accept_expired: true", date))
+		f.flags = append(f.flags, flag{"accept_expired", "accept_expired: true", "the leaf expired on " + date})
+	case now.Before(leaf.NotBefore):
+		date := leaf.NotBefore.UTC().Format(time.RFC3339)
+		f.notes = append(f.notes, fmt.Sprintf("not yet valid: from %s (is the backend's clock wrong?); only a pinned key can be trusted before that, with tls.accept_expired: true", date))
+		f.flags = append(f.flags, flag{"accept_expired", "accept_expired: true", "the leaf is valid from " + date})
+	}
+	switch leaf.SignatureAlgorithm {
+	case x509.SHA1WithRSA, x509.ECDSAWithSHA1, x509.DSAWithSHA1, x509.MD5WithRSA, x509.MD2WithRSA:
+		f.notes = append(f.notes, fmt.Sprintf("weak signature: %s; pins do not depend on the certificate's signature, but ca trust refuses it", leaf.SignatureAlgorithm))
+	}
+	if k, ok := leaf.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() < 2048 {
+		f.notes = append(f.notes, fmt.Sprintf("weak key: RSA %d bits, below 2048; the pin trusts whoever holds this key, so have it replaced with a longer one", k.N.BitLen()))
+	}
+	if cs.Version < tls.VersionTLS12 {
+		v := strings.TrimPrefix(tls.VersionName(cs.Version), "TLS ")
+		f.notes = append(f.notes, fmt.Sprintf("old protocol: the backend speaks at most %s; drawbridge needs tls.min_version: %q to connect", tls.VersionName(cs.Version), v))
+		f.flags = append(f.flags, flag{"min_version", fmt.Sprintf("min_version: %q", v), "the backend speaks at most " + tls.VersionName(cs.Version)})
+	}
+	if transport.IsLegacyCipherSuite(cs.CipherSuite) {
+		name := tls.CipherSuiteName(cs.CipherSuite)
+		f.notes = append(f.notes, fmt.Sprintf("old cipher suite: the backend chose %s, which drawbridge offers only with tls.legacy_ciphers: true", name))
+		f.flags = append(f.flags, flag{"legacy_ciphers", "legacy_ciphers: true", "the backend chose " + name})
+	}
+	return f
 }
 
 // configName picks the server_name to suggest, and says why.

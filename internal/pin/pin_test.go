@@ -101,7 +101,7 @@ func TestRun(t *testing.T) {
 				NotBefore: time.Now().Add(-30 * 24 * time.Hour), NotAfter: time.Now().Add(-72 * time.Hour)}),
 			target:   func(s *httptest.Server) string { return s.URL },
 			wantName: "backend.internal",
-			wantOut:  []string{"EXPIRED 3 days ago", "warning: the leaf expired on"},
+			wantOut:  []string{"EXPIRED 3 days ago", "expired: on ", "accept_expired: true", "warning: every start of drawbridge will log a warning for tls.accept_expired"},
 		},
 	}
 	for _, tt := range tests {

@@ -40,8 +40,21 @@ type Options struct {
 	// backend is neither authenticated nor the traffic encrypted. It is only
 	// ever set when the operator opted in for this upstream.
 	AllowPlaintext bool
-	// MinVersion is the lowest TLS version accepted. It defaults to TLS 1.2.
+	// MinVersion is the lowest TLS version accepted. It defaults to TLS 1.2;
+	// TLS 1.0 and 1.1 are spoken only when set explicitly (see
+	// [ParseVersion]).
 	MinVersion uint16
+	// LegacyCiphers also offers [LegacyCipherSuites]: RSA key exchange, 3DES
+	// and CBC-SHA256 suites, for backends that speak nothing better.
+	LegacyCiphers bool
+	// LegacyCommonName accepts, after its chain verifies, a leaf without any
+	// subjectAltName whose Common Name is the name verified. A leaf with
+	// SANs must still match one of them. Pinned leaves need no name.
+	LegacyCommonName bool
+	// AcceptExpired accepts a pinned leaf outside its validity period: the
+	// pinned key is the identity. Chain-verified leaves must still be
+	// valid. OnVerified is called for such leaves too.
+	AcceptExpired bool
 	// DialTimeout bounds TCP connect plus TLS handshake. It defaults to 5s.
 	DialTimeout time.Duration
 	// MaxIdleConnsPerHost defaults to 64.

@@ -49,6 +49,9 @@ func newTLSConfig(o Options) (*tls.Config, *verifier, error) {
 			return v.verify(cs, name)
 		},
 	}
+	if o.LegacyCiphers {
+		cfg.CipherSuites = LegacyCipherSuites()
+	}
 	if o.ClientCertFile != "" || o.ClientKeyFile != "" {
 		if o.ClientCertFile == "" || o.ClientKeyFile == "" {
 			return nil, nil, fmt.Errorf("upstream %q: client certificate needs both a cert file and a key file", o.Upstream)
@@ -69,10 +72,18 @@ type verifier struct {
 	pins       [][32]byte
 	roots      *x509.CertPool // nil when no roots are configured
 	onVerified func(*x509.Certificate)
+	legacyCN   bool
+	anyDate    bool // a pinned leaf may be outside its validity period
 }
 
 func newVerifier(o Options) (*verifier, error) {
-	v := &verifier{upstream: o.Upstream, insecure: o.InsecureSkipVerify, onVerified: o.OnVerified}
+	v := &verifier{
+		upstream:   o.Upstream,
+		insecure:   o.InsecureSkipVerify,
+		onVerified: o.OnVerified,
+		legacyCN:   o.LegacyCommonName,
+		anyDate:    o.AcceptExpired,
+	}
 	for _, s := range o.Pins {
 		p, err := ParsePin(s)
 		if err != nil {
@@ -135,8 +146,9 @@ func appendPEMFile(pool *x509.CertPool, path string) error {
 }
 
 // verify accepts cs's peer when its leaf matches a pin and is within its
-// validity period, or when its chain verifies against v.roots for
-// serverName. Anything else is refused with a *VerifyError.
+// validity period (or v.anyDate), or when its chain verifies against v.roots
+// for serverName (matched against a SAN-less leaf's CN when v.legacyCN).
+// Anything else is refused with a *VerifyError.
 func (v *verifier) verify(cs tls.ConnectionState, serverName string) error {
 	if len(cs.PeerCertificates) == 0 {
 		if v.insecure {
@@ -155,6 +167,7 @@ func (v *verifier) verify(cs tls.ConnectionState, serverName string) error {
 	// holds the leaf's key, not the key of any other certificate it sends.
 	if v.matchesPin(leaf) {
 		switch {
+		case v.anyDate:
 		case now.Before(leaf.NotBefore):
 			return v.refuse(serverName, ReasonNotYetValid, fmt.Sprintf("pinned leaf is valid from %s", leaf.NotBefore.UTC().Format(time.RFC3339)), nil)
 		case now.After(leaf.NotAfter):
@@ -176,6 +189,10 @@ func (v *verifier) verify(cs tls.ConnectionState, serverName string) error {
 	if serverName == "" {
 		return v.refuse(serverName, ReasonOther, "no server name to verify the chain against: set server_name"+noPin, nil)
 	}
+	// x509 never matches a name against the Common Name, so a leaf
+	// without SANs that the operator accepts by CN has its chain verified
+	// without a name, and its CN compared here.
+	byCN := v.legacyCN && !HasSAN(leaf)
 	opts := x509.VerifyOptions{
 		Roots:         v.roots,
 		Intermediates: x509.NewCertPool(),
@@ -183,11 +200,24 @@ func (v *verifier) verify(cs tls.ConnectionState, serverName string) error {
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
+	if byCN {
+		opts.DNSName = ""
+	}
 	for _, c := range cs.PeerCertificates[1:] {
 		opts.Intermediates.AddCert(c)
 	}
 	if _, err := leaf.Verify(opts); err != nil {
-		return v.refuse(serverName, chainReason(err, now), err.Error()+noPin, err)
+		detail := err.Error()
+		var hostErr x509.HostnameError
+		if errors.As(err, &hostErr) && !HasSAN(leaf) {
+			detail = fmt.Sprintf("the certificate has no subjectAltName, only CN=%q, and Go matches names against SANs only: "+
+				"set tls.legacy_common_name: true, or pin its key (%s)", leaf.Subject.CommonName, SPKIPin(leaf))
+		}
+		return v.refuse(serverName, chainReason(err, now), detail+noPin, err)
+	}
+	if byCN && !commonNameMatches(leaf, serverName) {
+		return v.refuse(serverName, ReasonNameMismatch,
+			fmt.Sprintf("the certificate has no subjectAltName and its CN=%q is not %q (legacy_common_name)", leaf.Subject.CommonName, serverName)+noPin, nil)
 	}
 	v.verified(leaf)
 	return nil

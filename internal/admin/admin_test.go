@@ -634,3 +634,19 @@ func TestGenerateKey(t *testing.T) {
 		seen[v], seen[id] = true, true
 	}
 }
+
+// TestImportKeyWithoutPlanFailsWhole: a key with no usage plan (and no
+// default) fails the whole import before any key is stored.
+func TestImportKeyWithoutPlanFailsWhole(t *testing.T) {
+	t.Parallel()
+	e := withStore(t)
+	body := `[{"name": "a", "value": "aaaaaaaaaaaaaaaaaaaaaaaaa", "plan": "gold"},
+	          {"name": "b", "value": "bbbbbbbbbbbbbbbbbbbbbbbbb"}]`
+	r := e.do(t, "POST", "/v1/keys/import", "application/json", body)
+	if r.status != 400 || !strings.Contains(r.body, "no usage plan") {
+		t.Fatalf("import with a plan-less key: got %d %s, want 400", r.status, r.body)
+	}
+	if r := e.do(t, "GET", "/v1/keys/a", "", ""); r.status != 404 {
+		t.Errorf("key a after the failed import: got %d, want 404 (nothing imported)", r.status)
+	}
+}

@@ -288,11 +288,16 @@ func ImportKeys(ctx context.Context, st store.Store, keys []ImportKey, defaultPl
 			errs = append(errs, err)
 		}
 		plan, err := planOf(k)
-		if err != nil {
+		switch {
+		case err != nil:
 			if StatusOf(err) != http.StatusBadRequest {
 				return ImportResult{}, err
 			}
 			problems = append(problems, err.Error())
+		case plan == "" && !keyExists(ctx, st, k.Name):
+			// Checked here, with everything else, so that no key of a
+			// bad file is imported (a key that exists is skipped anyway).
+			problems = append(problems, fmt.Sprintf("%s: key %q names no usage plan; a key in no plan is refused, so name a default plan for the import", k.Where, k.Name))
 		}
 		for _, e := range errs {
 			problems = append(problems, fmt.Sprintf("%s: %v", k.Where, e))
@@ -322,4 +327,9 @@ func ImportKeys(ctx context.Context, st store.Store, keys []ImportKey, defaultPl
 		res.Imported++
 	}
 	return res, nil
+}
+
+func keyExists(ctx context.Context, st store.Store, name string) bool {
+	_, err := st.KeyByName(ctx, name)
+	return err == nil
 }

@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +24,6 @@ import (
 	"github.com/drawbridge-gw/drawbridge/internal/admin"
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/gateway"
-	"github.com/drawbridge-gw/drawbridge/internal/listener"
 	"github.com/drawbridge-gw/drawbridge/internal/store"
 	"github.com/drawbridge-gw/drawbridge/internal/transport"
 )
@@ -335,13 +336,13 @@ func newAdminClient(ctx context.Context, a config.Admin) (*adminClient, error) {
 		http:  &http.Client{Timeout: 30 * time.Second},
 	}
 	if a.TLS != nil {
-		// The CLI reads the same certificate the gateway serves, so it can
-		// trust exactly that key, whatever names the certificate carries.
-		certs, err := listener.LoadCerts(a.TLS.Cert, a.TLS.Key)
+		// The CLI reads the certificate the gateway serves (not its key),
+		// so it can trust exactly that key, whatever names it carries.
+		leaf, err := readLeaf(a.TLS.Cert)
 		if err != nil {
 			return nil, fmt.Errorf("admin tls: %w", err)
 		}
-		tlsConfig, err := transport.NewTLSConfig(transport.Options{Upstream: "admin", Pins: []string{transport.SPKIPin(certs.Leaf())}})
+		tlsConfig, err := transport.NewTLSConfig(transport.Options{Upstream: "admin", Pins: []string{transport.SPKIPin(leaf)}})
 		if err != nil {
 			return nil, fmt.Errorf("admin tls: %w", err)
 		}
@@ -352,6 +353,24 @@ func newAdminClient(ctx context.Context, a config.Admin) (*adminClient, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// readLeaf parses the first certificate of a PEM file.
+func readLeaf(file string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, fmt.Errorf("certificate file %q: no CERTIFICATE PEM block", file)
+		}
+		if block.Type == "CERTIFICATE" {
+			return x509.ParseCertificate(block.Bytes)
+		}
+	}
 }
 
 // localAdminAddr is the address to dial for the admin listener bound to

@@ -183,7 +183,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, bu *builtUpstream, pc *par
 	}
 	h, err := perMethod(rc, func(methodKey string) (http.Handler, error) { return pc.wrap(rc, methodKey, p) })
 	if err == nil {
-		h, err = withCORS(rc, h)
+		h, err = withCORS(rc, pc.methodsOnPath[rc.Host+" "+rc.Path], h)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
@@ -255,11 +255,10 @@ var missingToken = gwresponse.Default(gwresponse.MissingAuthenticationToken)
 // without an API key and still reach /admin/secret. Such requests get 400.
 func guardPath(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.RawPath
-		if p == "" {
-			p = r.URL.Path
-		}
-		if ambiguousPath(p) {
+		// Both forms: the decoded path shows a ';' sent as %3B, the raw
+		// one an encoded slash (and %25-encoded ones, for a load
+		// balancer that decodes once before the backend decodes again).
+		if ambiguousPath(r.URL.Path) || ambiguousPath(r.URL.RawPath) {
 			observe.RecordFrom(r.Context()).Error = "ambiguous path: encoded slash, backslash or ';'"
 			gwresponse.Write(w, gwresponse.Default4XX)
 			return
@@ -268,16 +267,30 @@ func guardPath(next http.Handler) http.Handler {
 	})
 }
 
+// ambiguousPath reports a ';' or '\\', or an escape of '/', '\\' or ';'
+// (%2F, %5C, %3B), also escaped twice (%252F), in any letter case.
 func ambiguousPath(p string) bool {
 	for i := 0; i < len(p); i++ {
 		switch p[i] {
 		case ';', '\\':
 			return true
 		case '%':
-			if i+2 < len(p) && (p[i+1] == '2' && (p[i+2] == 'f' || p[i+2] == 'F') || p[i+1] == '5' && (p[i+2] == 'c' || p[i+2] == 'C')) {
+			rest := p[i+1:]
+			if len(rest) >= 4 && rest[:2] == "25" {
+				rest = rest[2:] // %25XX decodes to %XX
+			}
+			if len(rest) >= 2 && isSeparatorEscape(rest[:2]) {
 				return true
 			}
 		}
+	}
+	return false
+}
+
+func isSeparatorEscape(hex string) bool {
+	switch strings.ToUpper(hex) {
+	case "2F", "5C", "3B":
+		return true
 	}
 	return false
 }
@@ -323,6 +336,12 @@ func (c *chain) inherit(old *chain) {
 		for _, t := range u.pool.Targets() {
 			if o, ok := prev[u.pool.Name()+" "+t.String()]; ok {
 				t.InheritState(o)
+				if u.health == nil {
+					// No active checks any more: nothing would ever mark
+					// the target up again (removing a broken health check
+					// is how an operator gets traffic back).
+					t.SetHealthy(true)
+				}
 			}
 		}
 	}
@@ -377,6 +396,14 @@ func retrySeed(ctx context.Context, seed func(context.Context) error, logger *sl
 				return
 			}
 		}
+	}
+}
+
+// closeAccessLog closes the access log file of a chain that never went
+// live.
+func (c *chain) closeAccessLog() {
+	if c.accessFile != nil {
+		c.accessFile.Close()
 	}
 }
 

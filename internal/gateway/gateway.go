@@ -56,6 +56,10 @@ type Gateway struct {
 
 	current  atomic.Pointer[chain]
 	reloadMu sync.Mutex // one reload at a time, and none once stopping
+	// seedMu orders writes of config plans to the store: a chain's
+	// deferred write (store was down) must not land after a newer chain
+	// wrote its plans, so writing and going live happen under it.
+	seedMu sync.Mutex
 	stopping bool       // guarded by reloadMu
 	ready    atomic.Bool
 }
@@ -123,7 +127,10 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 			ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelDebug),
 		}
 	}
-	g.swap(c)
+	if err := g.goLive(c); err != nil {
+		g.closeListeners()
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -165,29 +172,48 @@ func (g *Gateway) build(cfg *config.Config) (*chain, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: log: %w", cfg.File, cfg.Log.Line, err)
 	}
-	// Plans go to the store last: the store is shared with the live chain
-	// (and other replicas), so nothing may change there for a config that
-	// fails to build.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	switch err := SeedPlans(ctx, cfg, g.store); {
-	case errors.Is(err, store.ErrUnavailable):
-		// A Redis outage must not stop a start or a reload (an emergency
-		// IP deny, say); the plans are written as soon as it is back.
-		g.logger.Warn("store unavailable: the config's plans will be written when it returns", "error", err.Error())
-		c.seedPlans = func(ctx context.Context) error { return SeedPlans(ctx, cfg, g.store) }
-	case err != nil:
-		if c.accessFile != nil {
-			c.accessFile.Close()
-		}
-		return nil, err
-	}
 	// Every start and every reload says it again: an unverified hop must
 	// never become something the operator forgot about.
 	for _, w := range cfg.Warnings() {
 		g.logger.Warn("insecure opt-in: a hop is not verified or not encrypted", "detail", w)
 	}
 	return c, nil
+}
+
+// seedPlans writes c's config plans to the store. It runs last before
+// swap, once nothing else can fail: the store is shared with the live
+// chain and other replicas, so a config that never goes live must not
+// change it. A store outage defers the writing instead of failing, so it
+// cannot block a start or an urgent reload.
+func (g *Gateway) seedPlans(c *chain) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := SeedPlans(ctx, c.cfg, g.store)
+	if errors.Is(err, store.ErrUnavailable) {
+		g.logger.Warn("store unavailable: the config's plans will be written when it returns", "error", err.Error())
+		cfg := c.cfg
+		c.seedPlans = func(ctx context.Context) error {
+			g.seedMu.Lock()
+			defer g.seedMu.Unlock()
+			if g.current.Load() != c {
+				return nil // a newer config is live and wrote its own plans
+			}
+			return SeedPlans(ctx, cfg, g.store)
+		}
+		return nil
+	}
+	return err
+}
+
+// goLive writes c's plans and makes c the live chain, under seedMu.
+func (g *Gateway) goLive(c *chain) error {
+	g.seedMu.Lock()
+	defer g.seedMu.Unlock()
+	if err := g.seedPlans(c); err != nil {
+		return err
+	}
+	g.swap(c)
+	return nil
 }
 
 // swap makes c the live chain on every listener and stops the old one.
@@ -271,7 +297,10 @@ func (g *Gateway) reload() error {
 			certErrs = append(certErrs, fmt.Errorf("admin: %w", err))
 		}
 	}
-	g.swap(c)
+	if err := g.goLive(c); err != nil {
+		c.closeAccessLog()
+		return err
+	}
 	// The new routes are live; a certificate that failed to reload keeps
 	// its old version serving, which is reported but not fatal.
 	return errors.Join(certErrs...)
@@ -288,7 +317,7 @@ func sameSockets(old, cfg *config.Config) error {
 			return fmt.Errorf("%s:%d: listener %q: %s changed; restart drawbridge to apply (certificate files themselves are re-read on reload)", cfg.File, l.Line, l.Name, strings.Join(changed, ", "))
 		}
 	}
-	if old.Admin.Addr != cfg.Admin.Addr || old.Admin.Token != cfg.Admin.Token || !reflect.DeepEqual(old.Admin.TLS, cfg.Admin.TLS) {
+	if old.Admin.Addr != cfg.Admin.Addr || old.Admin.Token != cfg.Admin.Token || !sameListenerTLS(old.Admin.TLS, cfg.Admin.TLS) {
 		return fmt.Errorf("%s:%d: admin addr, token or tls changed; restart drawbridge to apply", cfg.File, cfg.Admin.Line)
 	}
 	if !sameStore(old.Store, cfg.Store) {
@@ -302,7 +331,28 @@ func sameSockets(old, cfg *config.Config) error {
 func sameStore(a, b config.Store) bool {
 	return a.Type == b.Type && a.Path == b.Path && a.FlushInterval == b.FlushInterval &&
 		slices.Equal(a.Addrs, b.Addrs) && a.MasterName == b.MasterName && a.Username == b.Username &&
-		a.Password == b.Password && a.DB == b.DB && a.Prefix == b.Prefix && a.Timeout == b.Timeout
+		a.Password == b.Password && a.DB == b.DB && a.Prefix == b.Prefix && a.Timeout == b.Timeout &&
+		a.AllowInsecure == b.AllowInsecure && sameUpstreamTLS(a.TLS, b.TLS)
+}
+
+// sameListenerTLS and sameUpstreamTLS compare TLS settings, not the YAML
+// lines they were read from: moving a block is not changing it.
+func sameListenerTLS(a, b *config.ListenerTLS) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Line, y.Line = 0, 0
+	return x == y
+}
+
+func sameUpstreamTLS(a, b *config.UpstreamTLS) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Line, y.Line = 0, 0
+	return reflect.DeepEqual(x, y)
 }
 
 // listenerChanges names the settings that differ between two versions of
@@ -466,6 +516,20 @@ func Check(cfg *config.Config) error {
 		}
 		if msg := certDateProblem(srv.Certs().Leaf(), time.Now()); msg != "" {
 			add(lc.TLS.Line, fmt.Errorf("listener %q: certificate %q %s; partners' TLS handshakes would fail", lc.Name, lc.TLS.Cert, msg))
+		}
+	}
+	if t := cfg.Admin.TLS; t != nil {
+		certs, err := listener.LoadCerts(t.Cert, t.Key)
+		switch {
+		case err != nil:
+			add(t.Line, fmt.Errorf("admin: %w", err))
+		case certDateProblem(certs.Leaf(), time.Now()) != "":
+			add(t.Line, fmt.Errorf("admin: certificate %q %s", t.Cert, certDateProblem(certs.Leaf(), time.Now())))
+		}
+	}
+	if s := cfg.Store; s.Type == "redis" && s.TLS != nil {
+		if _, err := storeTLS(&s, s.Addrs); err != nil {
+			add(s.TLS.Line, fmt.Errorf("store: %w", err))
 		}
 	}
 	if len(problems) > 0 {

@@ -419,3 +419,39 @@ routes:
 		}
 	}
 }
+
+// TestReloadWithoutHealthChecksBringsTargetBack: a target marked down by
+// active checks comes back when a reload removes the checks, since
+// nothing would mark it up again.
+func TestReloadWithoutHealthChecksBringsTargetBack(t *testing.T) {
+	t.Parallel()
+	cert := backendCert(t)
+	a := startBackendOn(t, "127.0.0.1:0", cert, "a")
+	withHealth := listenerYAML + fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+    health: {path: /health, interval: 50ms, timeout: 1s, healthy_threshold: 1, unhealthy_threshold: 1}
+routes:
+  - path: /{proxy+}
+    upstream: onprem
+`, a.URL, transport.SPKIPin(cert.Cert))
+	h := startGateway(t, withHealth)
+	target := strings.TrimPrefix(a.URL, "https://")
+	a.Close() // the checks mark it down
+
+	waitFor(t, "target down", func() bool { healthy, _ := h.targetState("onprem", target); return !healthy })
+	startBackendOn(t, target, cert, "a")
+	live, err := readFile(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rewrite(strings.Replace(live, "    health: {path: /health, interval: 50ms, timeout: 1s, healthy_threshold: 1, unhealthy_threshold: 1}\n", "", 1))
+	if err := h.g.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if healthy, _ := h.targetState("onprem", target); !healthy {
+		t.Errorf("after removing health checks, the target stays down forever")
+	}
+}

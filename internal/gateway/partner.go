@@ -25,10 +25,13 @@ type partnerControls struct {
 	certPartners map[string]auth.PartnerMatch
 	ipPartners   map[string]auth.IPRules
 	gateway      *store.Throttle
-	failOpen     bool
-	headers      bool
-	metrics      *observe.Metrics
-	logger       *slog.Logger
+	// methodsOnPath lists, per "host path", the methods of all routes on
+	// it: the one route that answers CORS preflights there allows them all.
+	methodsOnPath map[string][]string
+	failOpen      bool
+	headers       bool
+	metrics       *observe.Metrics
+	logger        *slog.Logger
 }
 
 // planCacheTTL bounds how stale a plan change made through the admin API
@@ -37,16 +40,17 @@ const planCacheTTL = 500 * time.Millisecond
 
 func newPartnerControls(cfg *config.Config, st store.Store, keys *auth.KeyCache, metrics *observe.Metrics, logger *slog.Logger) (*partnerControls, error) {
 	pc := &partnerControls{
-		store:        st,
-		keyCache:     keys,
-		plans:        limits.NewPlanCache(st, planCacheTTL),
-		certPartners: map[string]auth.PartnerMatch{},
-		ipPartners:   map[string]auth.IPRules{},
-		gateway:      storeThrottle(cfg.Throttle),
-		failOpen:     cfg.Store.OnError == "fail_open",
-		headers:      cfg.RateLimitHeaders,
-		metrics:      metrics,
-		logger:       logger,
+		store:         st,
+		keyCache:      keys,
+		plans:         limits.NewPlanCache(st, planCacheTTL),
+		certPartners:  map[string]auth.PartnerMatch{},
+		ipPartners:    map[string]auth.IPRules{},
+		gateway:       storeThrottle(cfg.Throttle),
+		methodsOnPath: methodsByPath(cfg),
+		failOpen:      cfg.Store.OnError == "fail_open",
+		headers:       cfg.RateLimitHeaders,
+		metrics:       metrics,
+		logger:        logger,
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Partners)) {
 		p := cfg.Partners[name]
@@ -178,18 +182,40 @@ func SeedPlans(ctx context.Context, cfg *config.Config, st store.Store) error {
 	return nil
 }
 
+// anyMethods is what a CORS preflight allows on a path with an ANY route.
+var anyMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+func methodsByPath(cfg *config.Config) map[string][]string {
+	m := map[string][]string{}
+	for _, rc := range cfg.Routes {
+		key := rc.Host + " " + rc.Path
+		for _, method := range rc.Methods {
+			if method == "ANY" {
+				m[key] = append(m[key], anyMethods...)
+			} else {
+				m[key] = append(m[key], method)
+			}
+		}
+	}
+	for k, v := range m {
+		slices.Sort(v)
+		m[k] = slices.Compact(v)
+	}
+	return m
+}
+
 // withCORS answers a route's browser preflights before any other check:
 // a preflight carries no API key, as API Gateway's CORS mock integration
-// expects.
-func withCORS(rc *config.Route, next http.Handler) (http.Handler, error) {
+// expects. By default a browser may use every method some route takes on
+// this host and path (pathMethods).
+func withCORS(rc *config.Route, pathMethods []string, next http.Handler) (http.Handler, error) {
 	c := rc.CORS
 	if c == nil {
 		return next, nil
 	}
-	// By default a browser may use exactly the methods the route takes.
 	methods := c.AllowMethods
-	if len(methods) == 0 && rc.Methods[0] != "ANY" {
-		methods = rc.Methods
+	if len(methods) == 0 {
+		methods = pathMethods
 	}
 	return auth.NewCORS(auth.CORSOptions{
 		AllowOrigins:     c.AllowOrigins,

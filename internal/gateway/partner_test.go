@@ -244,7 +244,8 @@ func TestAmbiguousPathsRefused(t *testing.T) {
     api_key_required: true
   - path: /{proxy+}
     upstream: onprem`, `store: {type: memory}`))
-	for _, p := range []string{"/admin%2Fsecret", "/admin%2fsecret", "/admin;x=1/secret", "/admin%5Csecret", "/a/b;c"} {
+	for _, p := range []string{"/admin%2Fsecret", "/admin%2fsecret", "/admin;x=1/secret", "/admin%5Csecret", "/a/b;c",
+		"/admin%3Bx=1/secret", "/admin%252Fsecret/%41", "/%61dmin%252fsecret", "/admin%255csecret"} {
 		if got := h.get(p); got.status != 400 || got.body != `{"message":"Bad Request"}` {
 			t.Errorf("GET %s: got %d %s, want 400", p, got.status, got.body)
 		}
@@ -270,5 +271,50 @@ func TestCORSRouteNonPreflightOPTIONS(t *testing.T) {
 	}
 	if got := h.get("/cors"); got.status != 200 {
 		t.Errorf("GET /cors: got %d", got.status)
+	}
+}
+
+func TestAmbiguousPath(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/orders/42", false},
+		{"/caf%C3%A9/x", false},
+		{"/100%25/x", false},
+		{"/a%25", false},
+		{"/a%2", false},
+		{"/a%2F", true},
+		{"/a%5c", true},
+		{"/a%3b", true},
+		{"/a%252f", true},
+		{"/a%255C", true},
+		{"/a;b", true},
+		{`/a\b`, true},
+	}
+	for _, tc := range tests {
+		if got := ambiguousPath(tc.path); got != tc.want {
+			t.Errorf("ambiguousPath(%q): got %v, want %v", tc.path, got, tc.want)
+		}
+	}
+}
+
+// TestCORSMethodsOfEveryRouteOnAPath: two routes share a path; the
+// preflight (answered by one of them) allows the methods of both.
+func TestCORSMethodsOfEveryRouteOnAPath(t *testing.T) {
+	t.Parallel()
+	h := startGateway(t, partnerConfig(t, `  - path: /orders
+    methods: [GET]
+    upstream: onprem
+    cors: {allow_origins: ["https://app.example.com"]}
+  - path: /orders
+    methods: [POST, PUT]
+    upstream: onprem
+    cors: {allow_origins: ["https://app.example.com"]}`, `store: {type: memory}`))
+	got := h.do("OPTIONS", "/orders", nil, "Origin", "https://app.example.com", "Access-Control-Request-Method", "PUT")
+	allowed := got.header.Get("Access-Control-Allow-Methods")
+	if got.status != 204 || !strings.Contains(allowed, "PUT") || !strings.Contains(allowed, "GET") {
+		t.Errorf("preflight for PUT: got %d, Allow-Methods %q; want 204 listing GET, POST and PUT", got.status, allowed)
 	}
 }

@@ -59,8 +59,8 @@ type Gateway struct {
 	// seedMu orders writes of config plans to the store: a chain's
 	// deferred write (store was down) must not land after a newer chain
 	// wrote its plans, so writing and going live happen under it.
-	seedMu sync.Mutex
-	stopping bool       // guarded by reloadMu
+	seedMu   sync.Mutex
+	stopping bool // guarded by reloadMu
 	ready    atomic.Bool
 }
 

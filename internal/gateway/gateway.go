@@ -86,40 +86,38 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		st.Close()
 		return nil, err
 	}
+	// From here on a failure must release what was opened: the sockets,
+	// the store (bolt's file lock) and the access log file.
+	fail := func(err error) (*Gateway, error) {
+		c.closeAccessLog()
+		g.closeListeners()
+		return nil, err
+	}
 	for _, lc := range cfg.Listeners {
 		// The listener package names the listener in its errors.
 		srv, err := listener.New(listenerOptions(lc, g), http.NotFoundHandler())
 		if err != nil {
-			g.closeListeners()
-			return nil, fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err)
-		}
-		if err := srv.Listen(); err != nil {
-			g.closeListeners()
-			return nil, fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err)
+			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
 		}
 		g.listeners = append(g.listeners, srv)
+		if err := srv.Listen(); err != nil {
+			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
+		}
 	}
 	if cfg.Admin.Addr != "off" {
 		ln, err := net.Listen("tcp", cfg.Admin.Addr)
 		if err != nil {
-			g.closeListeners()
-			return nil, fmt.Errorf("%s:%d: admin: %w", cfg.File, cfg.Admin.Line, err)
+			return fail(fmt.Errorf("%s:%d: admin: %w", cfg.File, cfg.Admin.Line, err))
 		}
+		g.adminLn = ln
 		if t := cfg.Admin.TLS; t != nil {
 			certs, err := listener.LoadCerts(t.Cert, t.Key)
 			if err != nil {
-				ln.Close()
-				g.closeListeners()
-				return nil, fmt.Errorf("%s:%d: admin: %w", cfg.File, cfg.Admin.Line, err)
-			}
-			minVersion := uint16(tls.VersionTLS12)
-			if t.MinVersion == "1.3" {
-				minVersion = tls.VersionTLS13
+				return fail(fmt.Errorf("%s:%d: admin: %w", cfg.File, t.Line, err))
 			}
 			g.adminCerts = certs
-			ln = tls.NewListener(ln, &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: minVersion})
+			g.adminLn = tls.NewListener(ln, &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tlsVersion(t.MinVersion)})
 		}
-		g.adminLn = ln
 		g.admin = &http.Server{
 			Handler:           g.adminHandler(cfg.Admin.Token),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -128,23 +126,26 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		}
 	}
 	if err := g.goLive(c); err != nil {
-		g.closeListeners()
-		return nil, err
+		return fail(err)
 	}
 	return g, nil
 }
 
-func listenerOptions(lc config.Listener, g *Gateway) listener.Options {
-	minVersion := uint16(tls.VersionTLS12)
-	if lc.TLS.MinVersion == "1.3" {
-		minVersion = tls.VersionTLS13
+// tlsVersion maps a listener's validated min_version to crypto/tls.
+func tlsVersion(v string) uint16 {
+	if v == "1.3" {
+		return tls.VersionTLS13
 	}
+	return tls.VersionTLS12
+}
+
+func listenerOptions(lc config.Listener, g *Gateway) listener.Options {
 	return listener.Options{
 		Name:              lc.Name,
 		Addr:              lc.Addr,
 		CertFile:          lc.TLS.Cert,
 		KeyFile:           lc.TLS.Key,
-		MinVersion:        minVersion,
+		MinVersion:        tlsVersion(lc.TLS.MinVersion),
 		ReadHeaderTimeout: lc.ReadHeaderTimeout.D(),
 		IdleTimeout:       lc.IdleTimeout.D(),
 		MaxHeaderBytes:    lc.MaxHeaderBytes,

@@ -1,10 +1,10 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -160,40 +159,12 @@ func writePEM(t *testing.T, dir string, c *certs.Cert) string {
 	return f.Name()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func leafOf(t *testing.T, resp *http.Response) *x509.Certificate {
 	t.Helper()
 	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
 		t.Fatal("response has no peer certificate")
 	}
 	return resp.TLS.PeerCertificates[0]
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // httpTestServer is a plaintext backend, for the allow_insecure opt-in.
@@ -210,3 +181,7 @@ func readFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	return string(b), err
 }
+
+var waitFor = testutil.WaitFor
+
+type syncBuffer = testutil.SyncBuffer

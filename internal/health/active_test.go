@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"io"
 	"log"
 	"log/slog"
@@ -156,17 +157,6 @@ func (r *recorder) verdicts() []bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.history)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func mustURL(t *testing.T, s string) *url.URL {
@@ -538,3 +528,5 @@ func TestRunStartsFromTargetState(t *testing.T) {
 		t.Errorf("SetHealthy calls: got %v, want a first false (the carried-over state), then true", got)
 	}
 }
+
+var waitFor = testutil.WaitFor

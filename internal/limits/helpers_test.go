@@ -1,9 +1,9 @@
 package limits
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"io"
 	"log/slog"
 	"net/http"
@@ -65,24 +65,6 @@ type env struct {
 	upstream atomic.Int64 // requests that reached next
 	recErrs  chan string  // observe.Record.Error of each request, in order
 	logs     syncBuffer   // what the handlers logged
-}
-
-// syncBuffer is a bytes.Buffer safe for the handlers' goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // counterMode is how a test's handlers reach their Counter: through
@@ -256,3 +238,5 @@ func (c *countingCounter) Meter(ctx context.Context, buckets []store.BucketCheck
 func throttle(rate float64, burst int) *store.Throttle {
 	return &store.Throttle{Rate: rate, Burst: burst}
 }
+
+type syncBuffer = testutil.SyncBuffer

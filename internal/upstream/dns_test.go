@@ -1,8 +1,8 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"log/slog"
 	"net"
 	"slices"
@@ -18,24 +18,6 @@ const testName = "backend.test."
 
 // startDNS serves testName on loopback.
 func startDNS(t *testing.T) *dnstest.Server { return dnstest.Start(t, testName) }
-
-// syncBuffer is a log sink safe for the refresh goroutine and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestDNSRefresh(t *testing.T) {
 	dns := startDNS(t)
@@ -194,3 +176,5 @@ func TestDialContextLookupFails(t *testing.T) {
 		t.Errorf("DialContext with failing DNS: got error %q, want it to mention resolving", err)
 	}
 }
+
+type syncBuffer = testutil.SyncBuffer

@@ -1,22 +1,13 @@
 package upstream
 
 import (
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"slices"
 	"testing"
 	"time"
 )
 
 // waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func passiveTarget(t *testing.T, o PassiveOptions) *Target {
 	t.Helper()
@@ -142,3 +133,5 @@ func TestTargetAddressing(t *testing.T) {
 		})
 	}
 }
+
+var waitFor = testutil.WaitFor

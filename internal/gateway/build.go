@@ -117,31 +117,12 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 	if err != nil {
 		return nil, err
 	}
-	minVersion, err := transport.ParseVersion(uc.TLS.MinVersion)
+	opts, err := TransportOptions(uc)
 	if err != nil {
-		return nil, fmt.Errorf("upstream %q: tls.min_version: %w", uc.Name, err)
+		return nil, err
 	}
-	opts := transport.Options{
-		Upstream:            uc.Name,
-		ServerName:          uc.TLS.ServerName,
-		CAFile:              uc.TLS.CA,
-		Pins:                uc.TLS.Pins,
-		SystemRoots:         uc.TLS.SystemRoots,
-		ClientCertFile:      uc.TLS.ClientCert,
-		ClientKeyFile:       uc.TLS.ClientKey,
-		InsecureSkipVerify:  uc.TLS.InsecureSkipVerify,
-		AllowPlaintext:      uc.AllowInsecure && hasPlaintext(uc.Targets),
-		DisableHTTP2:        !uc.HTTP2Enabled(),
-		MinVersion:          minVersion,
-		LegacyCiphers:       uc.TLS.LegacyCiphers,
-		LegacyCommonName:    uc.TLS.LegacyCommonName,
-		AcceptExpired:       uc.TLS.AcceptExpired,
-		DialTimeout:         uc.DialTimeout.D(),
-		MaxIdleConnsPerHost: uc.MaxIdleConns,
-		MaxConnsPerHost:     uc.MaxConns,
-		DialContext:         pool.DialContext,
-		OnVerified:          bu.metrics.CertSeen,
-	}
+	opts.DialContext = pool.DialContext
+	opts.OnVerified = bu.metrics.CertSeen
 	tr, err := transport.New(opts)
 	if err != nil {
 		return nil, err
@@ -154,6 +135,35 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 		}
 	}
 	return bu, nil
+}
+
+// TransportOptions is how the gateway connects to and verifies uc's
+// targets. Tools that must verify exactly as the gateway does (doctor)
+// use it too. DialContext and OnVerified are left for the caller.
+func TransportOptions(uc *config.Upstream) (transport.Options, error) {
+	minVersion, err := transport.ParseVersion(uc.TLS.MinVersion)
+	if err != nil {
+		return transport.Options{}, fmt.Errorf("upstream %q: tls.min_version: %w", uc.Name, err)
+	}
+	return transport.Options{
+		Upstream:            uc.Name,
+		ServerName:          uc.TLS.ServerName,
+		CAFile:              uc.TLS.CA,
+		Pins:                uc.TLS.Pins,
+		SystemRoots:         uc.TLS.SystemRoots,
+		ClientCertFile:      uc.TLS.ClientCert,
+		ClientKeyFile:       uc.TLS.ClientKey,
+		InsecureSkipVerify:  uc.TLS.InsecureSkipVerify && uc.AllowInsecure,
+		AllowPlaintext:      uc.AllowInsecure && hasPlaintext(uc.Targets),
+		DisableHTTP2:        !uc.HTTP2Enabled(),
+		MinVersion:          minVersion,
+		LegacyCiphers:       uc.TLS.LegacyCiphers,
+		LegacyCommonName:    uc.TLS.LegacyCommonName,
+		AcceptExpired:       uc.TLS.AcceptExpired,
+		DialTimeout:         uc.DialTimeout.D(),
+		MaxIdleConnsPerHost: uc.MaxIdleConns,
+		MaxConnsPerHost:     uc.MaxConns,
+	}, nil
 }
 
 // buildRoute builds one route's stages, innermost first.

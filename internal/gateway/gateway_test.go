@@ -232,3 +232,24 @@ func TestUpstreamHTTP2(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptExpiredPinnedBackend: an expired backend certificate is
+// accepted only by its pin with accept_expired, every start warns, and
+// the upstream expiry metric goes negative so the age stays visible.
+func TestAcceptExpiredPinnedBackend(t *testing.T) {
+	t.Parallel()
+	expired := certs.SelfSigned(t, certs.Options{DNSNames: []string{"backend.internal"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	srv := backend(t, expired, nil)
+	h := startGateway(t, oneUpstream(srv.URL, fmt.Sprintf(`{server_name: backend.internal, pins: [%q], accept_expired: true}`, transport.SPKIPin(expired.Cert))))
+	if got := h.get("/x"); got.status != 200 {
+		t.Fatalf("pinned expired backend with accept_expired: got %d, want 200", got.status)
+	}
+	if !strings.Contains(h.logs.String(), "accept_expired") {
+		t.Errorf("start did not warn about accept_expired:\n%s", h.logs)
+	}
+	m := h.adminGet("/metrics")
+	if !strings.Contains(m, `drawbridge_cert_expiry_seconds{kind="upstream",name="onprem"} -`) {
+		t.Errorf("upstream expiry metric is not negative for an expired leaf")
+	}
+}

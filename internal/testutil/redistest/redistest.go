@@ -1,10 +1,14 @@
 package redistest
 
 import (
+	"crypto/x509"
+	"encoding/pem"
+
 	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/drawbridge-gw/drawbridge/internal/transport"
 	"net"
 	"os"
 	"os/exec"
@@ -41,6 +45,9 @@ type Server struct {
 	port int
 	args []string
 	tls  bool // the port speaks TLS only
+	// probe verifies the server's own certificate by its pin when the
+	// readiness check speaks TLS.
+	probe *tls.Config
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -60,7 +67,7 @@ func Start(t testing.TB) *Server {
 // are in the server's temporary directory. They apply to restarts too.
 func StartArgs(t testing.TB, args ...string) *Server {
 	t.Helper()
-	return start(t, false, args)
+	return start(t, nil, args)
 }
 
 // StartTLS is Start with the port speaking TLS only (no plaintext port),
@@ -86,15 +93,39 @@ func StartTLSArgs(t testing.TB, certFile, keyFile string, args ...string) *Serve
 	if err != nil {
 		t.Fatalf("redistest.StartTLS: %v", err)
 	}
+	probe, err := pinnedTo(certFile)
+	if err != nil {
+		t.Fatalf("redistest.StartTLS: %v", err)
+	}
 	tlsArgs := []string{
 		"--tls-cert-file", certFile,
 		"--tls-key-file", keyFile,
 		"--tls-auth-clients", "no",
 	}
-	return start(t, true, append(tlsArgs, args...))
+	return start(t, probe, append(tlsArgs, args...))
 }
 
-func start(t testing.TB, useTLS bool, args []string) *Server {
+// pinnedTo is a client TLS config that trusts exactly the key of the
+// first certificate in certFile: the readiness probe checks it is talking
+// to the server it started, without depending on the certificate's names.
+func pinnedTo(certFile string) (*tls.Config, error) {
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: no certificate", certFile)
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	return transport.NewTLSConfig(transport.Options{Upstream: "redistest", Pins: []string{transport.SPKIPin(leaf)}})
+}
+
+// start runs redis-server; probe is nil for a plaintext port.
+func start(t testing.TB, probe *tls.Config, args []string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -103,7 +134,7 @@ func start(t testing.TB, useTLS bool, args []string) *Server {
 		}
 		t.Skipf("redis-server not installed: %v", err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), args: args, tls: useTLS}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), args: args, tls: probe != nil, probe: probe}
 	t.Cleanup(s.kill)
 
 	var lastErr error
@@ -233,7 +264,7 @@ func (s *Server) startLocked() error {
 			return fmt.Errorf("redis-server exited at start (%v); log:\n%s", cmd.ProcessState, tail(logPath))
 		default:
 		}
-		err := ping(s.Addr(), s.tls)
+		err := ping(s.Addr(), s.probe)
 		if err == nil {
 			return nil
 		}
@@ -249,16 +280,12 @@ func (s *Server) startLocked() error {
 // with a password, which tells a ready server from one still loading
 // (-LOADING). Over TLS it also accepts the server refusing a client without
 // a certificate, which only a ready server does.
-func ping(addr string, useTLS bool) error {
+func ping(addr string, probe *tls.Config) error {
+	useTLS := probe != nil
 	var conn net.Conn
 	var err error
 	if useTLS {
-		d := &tls.Dialer{
-			NetDialer: &net.Dialer{Timeout: time.Second},
-			// This only asks whether the server is up; the tests verify
-			// its certificate through the code under test.
-			Config: &tls.Config{InsecureSkipVerify: true},
-		}
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: probe}
 		conn, err = d.Dial("tcp", addr)
 	} else {
 		conn, err = net.DialTimeout("tcp", addr, time.Second)

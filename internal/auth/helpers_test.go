@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -33,23 +34,10 @@ func (s *flakyStore) KeyByHash(ctx context.Context, hash string) (store.Key, err
 }
 
 // testClock is a clock tests move by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type testClock = testutil.Clock
 
-func newTestClock() *testClock { return &testClock{now: time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+func newTestClock() *testClock {
+	return testutil.NewClock(time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC))
 }
 
 // recordSink keeps a copy of every request's observe.Record, as the

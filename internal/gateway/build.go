@@ -107,10 +107,14 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 		},
 		Logger: logger,
 		// Kept-alive connections still go to the old address; closing the
-		// idle ones makes the next request dial the new one.
+		// idle ones makes the next request (or health check) dial the new
+		// one.
 		OnAddrChange: func(*upstream.Target) {
 			if bu.transport != nil {
 				bu.transport.CloseIdleConnections()
+			}
+			if bu.healthTransport != nil {
+				bu.healthTransport.CloseIdleConnections()
 			}
 		},
 	})

@@ -37,8 +37,10 @@ type PoolOptions struct {
 	Logger *slog.Logger
 	// OnAddrChange, if set, is called from the refresh goroutine after a
 	// host-name target's resolved addresses change (not on the first
-	// successful resolution), so the caller can close idle pooled
-	// connections to the old addresses. It must not block for long.
+	// successful resolution), and again after each later refresh while a
+	// connection to a departed address is still open, so the caller can
+	// close idle pooled connections to the old addresses (one that was busy
+	// at the change is idle by a later call). It must not block for long.
 	OnAddrChange func(t *Target)
 }
 
@@ -245,7 +247,8 @@ func (p *Pool) DialContext(ctx context.Context, network, addr string) (net.Conn,
 	for i, a := range addrs {
 		c, err := p.dialOne(ctx, network, a, len(addrs)-i)
 		if err == nil {
-			return c, nil
+			t.connOpened(a)
+			return &trackedConn{Conn: c, t: t, addr: a}, nil
 		}
 		if first == nil {
 			first = err

@@ -117,7 +117,7 @@ func (s *Store) Meter(ctx context.Context, buckets []store.BucketCheck, keyID st
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	res, err := meterScript.Run(ctx, s.client, keys, args...).Int64Slice()
+	res, err := s.meter.run(ctx, keys, args)
 	if err != nil {
 		return store.MeterResult{Refused: -1}, s.fail(ctx, meterOp(buckets, keyID), err)
 	}

@@ -149,3 +149,85 @@ func BenchmarkRequestLimits(b *testing.B) {
 		}
 	})
 }
+
+// TestMeterBatchedConcurrent: many concurrent Meter calls leave in shared
+// pipelines, also right after Redis forgot the script (SCRIPT FLUSH, as
+// after a restart), and every call is counted exactly once.
+func TestMeterBatchedConcurrent(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, Options{Addrs: []string{srv.Addr()}})
+	raw := rawClient(t, srv.Addr())
+	now := time.Now()
+	w := &store.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Limit: 1 << 40}
+	const goroutines, calls = 64, 20
+	for round := range 2 {
+		if err := raw.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatalf("SCRIPT FLUSH: %v", err)
+		}
+		errs := make(chan error, goroutines)
+		for range goroutines {
+			go func() {
+				for range calls {
+					r, err := s.Meter(ctx, requestBuckets, "key_batch", w, now)
+					if err == nil && (r.Refused != -1 || !r.Counted) {
+						err = errors.New("not counted")
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range goroutines {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: Meter(): %v", round, err)
+			}
+		}
+		used, err := s.QuotaUsed(ctx, "key_batch", *w)
+		if want := int64((round + 1) * goroutines * calls); err != nil || used != want {
+			t.Fatalf("round %d: QuotaUsed(): got %d, %v, want %d", round, used, err, want)
+		}
+	}
+}
+
+// TestMeterAfterClose: a call made after Close fails as unavailable
+// instead of hanging.
+func TestMeterAfterClose(t *testing.T) {
+	srv := redistest.Start(t)
+	s, err := New(Options{Addrs: []string{srv.Addr()}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := s.Meter(ctx, requestBuckets, "", nil, now); err != nil {
+		t.Fatalf("Meter() before Close: %v", err)
+	}
+	s.Close()
+	if _, err := s.Meter(ctx, requestBuckets, "", nil, now); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Meter() after Close: got %v, want store.ErrUnavailable", err)
+	}
+}
+
+// BenchmarkMeterParallel meters a keyed request from many goroutines, as a
+// loaded gateway does: go test -bench MeterParallel -cpu 2 ./internal/store/redisstore
+func BenchmarkMeterParallel(b *testing.B) {
+	srv := redistest.Start(b)
+	s, err := New(Options{Addrs: []string{srv.Addr()}, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	w := &store.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Limit: 1 << 40}
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Meter(ctx, requestBuckets, "key_bench", w, now); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

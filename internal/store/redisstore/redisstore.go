@@ -66,6 +66,7 @@ type Store struct {
 	timeout time.Duration
 	log     *slog.Logger
 	down    atomic.Bool
+	meter   *meterBatcher
 
 	keysKey, keyHashKey, plansKey string
 }
@@ -145,7 +146,7 @@ func New(o Options) (*Store, error) {
 		// plain Redis for them only costs a round trip per connection.
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	})
-	return &Store{
+	s := &Store{
 		client:     client,
 		prefix:     prefix,
 		timeout:    timeout,
@@ -153,7 +154,9 @@ func New(o Options) (*Store, error) {
 		keysKey:    prefix + "keys",
 		keyHashKey: prefix + "keyhash",
 		plansKey:   prefix + "plans",
-	}, nil
+	}
+	s.meter = newMeterBatcher(s)
+	return s, nil
 }
 
 // quietLibrary routes go-redis's own log, which is process-wide, once.
@@ -189,6 +192,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close releases the connections. The store must not be used afterwards.
 func (s *Store) Close() error {
+	s.meter.close()
 	if err := s.client.Close(); err != nil {
 		return fmt.Errorf("closing redis client: %w", err)
 	}

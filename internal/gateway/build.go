@@ -43,12 +43,14 @@ type chain struct {
 const seedRetry = 2 * time.Second
 
 type builtUpstream struct {
-	pool      *upstream.Pool
-	transport *http.Transport
+	pool *upstream.Pool
+	// transport is rotated when a host-name target's addresses change, so
+	// that new requests dial the new address (see transport.Rotating).
+	transport *transport.Rotating
 	// healthTransport makes the active checks' connections: the same
 	// verification, but its own pool, so checks never wait behind partner
 	// traffic for a max_conns slot (a busy target is not a dead one).
-	healthTransport *http.Transport
+	healthTransport *transport.Rotating
 	health          *config.HealthCheck
 	metrics         *observe.UpstreamMetrics
 	hostHeader      string // the upstream's server_name, or "" for the target's host
@@ -106,15 +108,15 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 			EjectFor:   uc.Passive.EjectFor.D(),
 		},
 		Logger: logger,
-		// Kept-alive connections still go to the old address; closing the
-		// idle ones makes the next request (or health check) dial the new
-		// one.
+		// Kept-alive connections still go to the old address, and a busy
+		// HTTP/2 one is never idle: a fresh pool makes the next request
+		// (or health check) dial the new one.
 		OnAddrChange: func(*upstream.Target) {
 			if bu.transport != nil {
-				bu.transport.CloseIdleConnections()
+				bu.transport.Rotate()
 			}
 			if bu.healthTransport != nil {
-				bu.healthTransport.CloseIdleConnections()
+				bu.healthTransport.Rotate()
 			}
 		},
 	})
@@ -131,12 +133,14 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 	if err != nil {
 		return nil, err
 	}
-	bu.pool, bu.transport = pool, tr
+	bu.pool, bu.transport = pool, transport.NewRotating(tr)
 	if uc.Health != nil {
 		opts.MaxIdleConnsPerHost, opts.MaxConnsPerHost = 1, 0
-		if bu.healthTransport, err = transport.New(opts); err != nil {
+		htr, err := transport.New(opts)
+		if err != nil {
 			return nil, err
 		}
+		bu.healthTransport = transport.NewRotating(htr)
 	}
 	return bu, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,13 +41,24 @@ func startHTTP1BackendOn(t *testing.T, addr string, cert *certs.Cert, name strin
 
 func startBackendProto(t *testing.T, addr string, cert *certs.Cert, name string, h2 bool) *httptest.Server {
 	t.Helper()
+	return startServer(t, addr, cert, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, name+":"+r.URL.Path)
+	}), h2)
+}
+
+// startHandlerOn serves handler over HTTPS with HTTP/2 on addr.
+func startHandlerOn(t *testing.T, addr string, cert *certs.Cert, handler http.Handler) *httptest.Server {
+	t.Helper()
+	return startServer(t, addr, cert, handler, true)
+}
+
+func startServer(t *testing.T, addr string, cert *certs.Cert, handler http.Handler, h2 bool) *httptest.Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listening on %s: %v", addr, err)
 	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, name+":"+r.URL.Path)
-	}))
+	srv := httptest.NewUnstartedServer(handler)
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
@@ -188,6 +200,69 @@ routes:
 	}
 	dns.Set(false, "127.0.0.2")
 	waitFor(t, "traffic on the new address", func() bool { return h.get("/x").body == "second:/x" })
+}
+
+// TestHostNameTargetFollowsDNSUnderLoad: with HTTP/2 to the backend and
+// requests always in flight, the one upstream connection is never idle,
+// so closing idle connections would leave all traffic on the old address;
+// the gateway must move new requests to the new one anyway.
+func TestHostNameTargetFollowsDNSUnderLoad(t *testing.T) {
+	t.Parallel()
+	cert := certs.SelfSigned(t, certs.Options{DNSNames: []string{"backend.test"}})
+	slow := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/load" {
+				time.Sleep(20 * time.Millisecond)
+			}
+			io.WriteString(w, name+":"+r.URL.Path)
+		})
+	}
+	first := startHandlerOn(t, "127.0.0.1:0", cert, slow("first"))
+	port := first.Listener.Addr().(*net.TCPAddr).Port
+	startHandlerOn(t, fmt.Sprintf("127.0.0.2:%d", port), cert, slow("second"))
+	dns := dnstest.Start(t, "backend.test.")
+	dns.Set(false, "127.0.0.1")
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [https://backend.test:%d]
+    resolver: %s
+    dns_refresh: 50ms
+    tls: {pins: [%q]}
+routes:
+  - path: /{proxy+}
+    upstream: onprem
+`, port, dns.Addr(), transport.SPKIPin(cert.Cert)))
+	if got := h.get("/x"); got.body != "first:/x" {
+		t.Fatalf("before the DNS change: got %q, want first:/x", got.body)
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(30 * time.Second)
+	for range 8 {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := h.client.Get(h.base + "/load")
+				if err != nil {
+					t.Errorf("load request: %v", err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	time.Sleep(100 * time.Millisecond) // the load is on the one connection
+
+	dns.Set(false, "127.0.0.2")
+	waitFor(t, "traffic on the new address under load", func() bool { return h.get("/x").body == "second:/x" })
 }
 
 // TestReloadKeepsServingOnBrokenConfig: an invalid config is refused and

@@ -65,9 +65,7 @@ func (p *Pool) refreshAll(ctx context.Context) {
 			return // shutting down; not a DNS failure worth logging
 		}
 		for _, t := range g.targets {
-			if !p.apply(t, ips, err, false) && p.onAddrChange != nil && t.hasStaleConns() {
-				p.onAddrChange(t)
-			}
+			p.apply(t, ips, err, false)
 		}
 	}
 }
@@ -111,9 +109,8 @@ func (p *Pool) lookup(ctx context.Context, host string) ([]netip.Addr, error) {
 // previous addresses and is logged once per streak of failures; a changed
 // address set is logged and reported to OnAddrChange. With onlyIfUnset
 // (the dial path) known addresses are left to the refresh goroutine, so
-// OnAddrChange is only ever called from there. It reports whether it
-// called OnAddrChange.
-func (p *Pool) apply(t *Target, ips []netip.Addr, lookupErr error, onlyIfUnset bool) (notified bool) {
+// OnAddrChange is only ever called from there.
+func (p *Pool) apply(t *Target, ips []netip.Addr, lookupErr error, onlyIfUnset bool) {
 	t.resolveMu.Lock()
 	old := t.loadAddrs()
 	if lookupErr != nil {
@@ -124,7 +121,7 @@ func (p *Pool) apply(t *Target, ips []netip.Addr, lookupErr error, onlyIfUnset b
 			p.logger.Warn("DNS lookup failed; keeping previous addresses",
 				"target", t.hostport, "addrs", old, "error", lookupErr)
 		}
-		return false
+		return
 	}
 	addrs := make([]string, len(ips))
 	for i, ip := range ips {
@@ -149,8 +146,6 @@ func (p *Pool) apply(t *Target, ips []netip.Addr, lookupErr error, onlyIfUnset b
 		p.logger.Info("target addresses changed", "target", t.hostport, "old", old, "new", addrs)
 		if p.onAddrChange != nil {
 			p.onAddrChange(t)
-			return true
 		}
 	}
-	return false
 }

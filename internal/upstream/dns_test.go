@@ -2,16 +2,15 @@ package upstream
 
 import (
 	"context"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"github.com/drawbridge-gw/drawbridge/internal/testutil/dnstest"
 )
 
@@ -179,50 +178,3 @@ func TestDialContextLookupFails(t *testing.T) {
 }
 
 type syncBuffer = testutil.SyncBuffer
-
-// TestDNSChangeSweepsUntilOldConnsClose: a connection to the old address
-// that is busy when DNS moves is not idle at the first sweep; the refresh
-// keeps asking for sweeps while it is open, and stops once it closes.
-func TestDNSChangeSweepsUntilOldConnsClose(t *testing.T) {
-	dns := startDNS(t)
-	dns.Set(false, "127.0.0.1")
-	ln := serveID(t, "127.0.0.1:0", "one")
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	addr := "backend.test:" + port
-
-	var sweeps atomic.Int64
-	p, err := NewPool(PoolOptions{
-		Name:         "test",
-		Targets:      []string{"https://" + addr},
-		Resolver:     dns.Addr(),
-		DNSRefresh:   20 * time.Millisecond,
-		Logger:       slog.New(slog.DiscardHandler),
-		OnAddrChange: func(*Target) { sweeps.Add(1) },
-	})
-	if err != nil {
-		t.Fatalf("NewPool: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dialCtx, dialCancel := context.WithTimeout(ctx, 5*time.Second)
-	defer dialCancel()
-	busy, err := p.DialContext(dialCtx, "tcp", addr)
-	if err != nil {
-		t.Fatalf("DialContext: %v", err)
-	}
-	defer busy.Close()
-	p.Start(ctx)
-
-	dns.Set(false, "127.0.0.2")
-	waitFor(t, "sweeps to continue after the change", func() bool { return sweeps.Load() >= 3 })
-
-	busy.Close()
-	busy.Close() // a second Close must not count twice
-
-	time.Sleep(60 * time.Millisecond) // let a refresh in progress finish
-	before := sweeps.Load()
-	time.Sleep(200 * time.Millisecond) // ten refresh periods
-	if after := sweeps.Load(); after != before {
-		t.Errorf("sweeps after the old connection closed: got %d more, want 0", after-before)
-	}
-}

@@ -37,10 +37,10 @@ type PoolOptions struct {
 	Logger *slog.Logger
 	// OnAddrChange, if set, is called from the refresh goroutine after a
 	// host-name target's resolved addresses change (not on the first
-	// successful resolution), and again after each later refresh while a
-	// connection to a departed address is still open, so the caller can
-	// close idle pooled connections to the old addresses (one that was busy
-	// at the change is idle by a later call). It must not block for long.
+	// successful resolution), so the caller can move new requests off
+	// the old addresses (the gateway starts a new connection pool: closing
+	// idle connections is not enough, as a busy HTTP/2 one is never idle).
+	// It must not block for long.
 	OnAddrChange func(t *Target)
 }
 
@@ -247,8 +247,7 @@ func (p *Pool) DialContext(ctx context.Context, network, addr string) (net.Conn,
 	for i, a := range addrs {
 		c, err := p.dialOne(ctx, network, a, len(addrs)-i)
 		if err == nil {
-			t.connOpened(a)
-			return &trackedConn{Conn: c, t: t, addr: a}, nil
+			return c, nil
 		}
 		if first == nil {
 			first = err

@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"log/slog"
-	"net"
 	"net/url"
 	"slices"
 	"sync"
@@ -59,14 +58,6 @@ type Target struct {
 	addrs         atomic.Pointer[[]string]
 	resolveMu     sync.Mutex
 	lookupFailing bool
-
-	// open counts live connections per resolved address. A connection busy
-	// when DNS moves survives the close-idle sweep made at the change and
-	// then goes back to the transport's idle pool; the refresh sweeps again
-	// while any connection to a departed address is open, so traffic really
-	// does leave the old address once its requests finish.
-	connMu sync.Mutex
-	open   map[string]int
 }
 
 // URL returns scheme://host:port as configured. The host is what the
@@ -167,52 +158,6 @@ func (t *Target) loadAddrs() []string {
 		return *p
 	}
 	return nil
-}
-
-// connOpened and connClosed keep the count of live connections to addr.
-func (t *Target) connOpened(addr string) {
-	t.connMu.Lock()
-	if t.open == nil {
-		t.open = make(map[string]int)
-	}
-	t.open[addr]++
-	t.connMu.Unlock()
-}
-
-func (t *Target) connClosed(addr string) {
-	t.connMu.Lock()
-	if t.open[addr]--; t.open[addr] <= 0 {
-		delete(t.open, addr)
-	}
-	t.connMu.Unlock()
-}
-
-// hasStaleConns reports whether a connection is open to an address the
-// target no longer resolves to.
-func (t *Target) hasStaleConns() bool {
-	current := t.loadAddrs()
-	t.connMu.Lock()
-	defer t.connMu.Unlock()
-	for addr := range t.open {
-		if !slices.Contains(current, addr) {
-			return true
-		}
-	}
-	return false
-}
-
-// trackedConn is a connection to one resolved address of a host-name
-// target, counted until it is closed.
-type trackedConn struct {
-	net.Conn
-	t      *Target
-	addr   string
-	closed sync.Once
-}
-
-func (c *trackedConn) Close() error {
-	c.closed.Do(func() { c.t.connClosed(c.addr) })
-	return c.Conn.Close()
 }
 
 // InheritState copies old's health verdict, passive ejection and resolved

@@ -74,7 +74,7 @@ func newHarness(t *testing.T, yaml string) *harness {
 	}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: front.Pool()}, ForceAttemptHTTP2: true}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &harness{t: t, dir: dir, cfg: path, logs: &syncBuffer{}, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	return &harness{t: t, dir: dir, cfg: path, logs: &syncBuffer{}, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
 func (h *harness) stop() {

@@ -48,7 +48,7 @@ func TestClusterConformance(t *testing.T) {
 	n := 0
 	storetest.Run(t, func(t *testing.T) store.Store {
 		n++
-		s, err := New(Options{Addrs: clusterAddrs(srv), Prefix: fmt.Sprintf("{cluster%d}:", n), Logger: quiet})
+		s, err := New(Options{Addrs: clusterAddrs(srv), Prefix: fmt.Sprintf("{cluster%d}:", n), Timeout: testTimeout, Logger: quiet})
 		if err != nil {
 			t.Fatalf("New(): got %v, want nil", err)
 		}

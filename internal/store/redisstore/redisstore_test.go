@@ -27,10 +27,18 @@ var ctx = context.Background()
 var quiet = slog.New(slog.DiscardHandler)
 
 // open returns a Store on addr that the test closes when it ends.
+// testTimeout replaces DefaultTimeout in tests that are not about
+// timeouts: the race detector on a loaded two-core machine can take longer
+// than 500 ms for an operation that is not failing.
+const testTimeout = 5 * time.Second
+
 func open(t *testing.T, o Options) *Store {
 	t.Helper()
 	if o.Logger == nil {
 		o.Logger = quiet
+	}
+	if o.Timeout == 0 {
+		o.Timeout = testTimeout
 	}
 	s, err := New(o)
 	if err != nil {
@@ -55,7 +63,7 @@ func TestConformance(t *testing.T) {
 		// A fresh prefix per subtest gives each an empty store on the one
 		// server, and shows that prefixes keep stores apart.
 		n++
-		s, err := New(Options{Addrs: []string{srv.Addr()}, Prefix: fmt.Sprintf("{conformance%d}:", n), Logger: quiet})
+		s, err := New(Options{Addrs: []string{srv.Addr()}, Prefix: fmt.Sprintf("{conformance%d}:", n), Timeout: testTimeout, Logger: quiet})
 		if err != nil {
 			t.Fatalf("New(): got %v, want nil", err)
 		}

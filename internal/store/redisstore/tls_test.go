@@ -58,7 +58,7 @@ func TestTLSConformanceByPin(t *testing.T) {
 	n := 0
 	storetest.Run(t, func(t *testing.T) store.Store {
 		n++
-		s, err := New(Options{Addrs: []string{r.srv.Addr()}, Prefix: fmt.Sprintf("{tls%d}:", n), TLS: cfg, Logger: quiet})
+		s, err := New(Options{Addrs: []string{r.srv.Addr()}, Prefix: fmt.Sprintf("{tls%d}:", n), TLS: cfg, Timeout: testTimeout, Logger: quiet})
 		if err != nil {
 			t.Fatalf("New(): got %v, want nil", err)
 		}
@@ -158,7 +158,9 @@ func TestTLSClientCertificate(t *testing.T) {
 func TestTLSNeverPlaintext(t *testing.T) {
 	srv := redistest.Start(t)
 	leaf := certs.SelfSigned(t, certs.Options{})
-	s := open(t, Options{Addrs: []string{srv.Addr()}, TLS: tlsConfig(t, transport.Options{Pins: []string{transport.SPKIPin(leaf.Cert)}})})
+	// A plaintext server never answers the ClientHello: the handshake
+	// ends at the timeout, so keep it short.
+	s := open(t, Options{Addrs: []string{srv.Addr()}, Timeout: DefaultTimeout, TLS: tlsConfig(t, transport.Options{Pins: []string{transport.SPKIPin(leaf.Cert)}})})
 	k := store.Key{ID: "key_plain", Name: "plain", Hash: "0123456789abcdef"}
 	if err := s.CreateKey(ctx, k); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("CreateKey(plain) over TLS to a plaintext Redis: got %v, want ErrUnavailable", err)

@@ -334,6 +334,10 @@ func (r *run) expectOK(t *testing.T, what string) {
 // succeeds, all without a restart.
 func (r *run) addressChange(t *testing.T) {
 	pid := r.gw.p.cmd.Process.Pid
+	// The new address is a secondary one in the same subnet; by default
+	// the kernel deletes secondaries with their primary, so it must be
+	// promoted instead when the old address goes.
+	mustRun(t, "ip", "netns", "exec", r.tp.nsName(roleLB), "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/to-edge/promote_secondaries")
 	mustRun(t, "ip", "-n", r.tp.nsName(roleLB), "addr", "add", lbNewAddr+"/24", "dev", "to-edge")
 	r.tp.setEdgeHosts(lbNewAddr)
 

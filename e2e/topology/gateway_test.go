@@ -27,13 +27,15 @@ import (
 // needs an API key. Passive ejection is off so that a refused certificate
 // keeps answering 502 (the reason under test) instead of 503 once ejected.
 //
-// An L4 tier (a `type: tcp` listener passing TLS through by SNI, or
-// terminating and re-encrypting) would be added here as a second listener
-// on the edge, with its own partner client in topology_test.go.
+// L4 tier (issue 6, deliverable 2): a `type: tcp` listener (TLS passed
+// through by SNI, or terminated and re-encrypted) goes in the marked place
+// below, on another port of edgeAddr, targeting the LB; its scenarios are
+// marked in TestTopology.
 const gatewayConf = `listeners:
   - name: partners
     addr: {{listen}}
     tls: {cert: listener.crt, key: listener.key}
+  # L4 listener (type: tcp) goes here.
 admin:
   addr: "off"
 upstreams:

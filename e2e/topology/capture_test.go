@@ -147,10 +147,10 @@ func readCapture(file string, marker []byte) (*captureSummary, error) {
 		if !ok || pkt.NetworkLayer() == nil {
 			continue
 		}
-		net := pkt.NetworkLayer().NetworkFlow()
+		ips := pkt.NetworkLayer().NetworkFlow()
 		key := flowKey{
-			src: fmt.Sprintf("%s:%d", net.Src(), tcp.SrcPort),
-			dst: fmt.Sprintf("%s:%d", net.Dst(), tcp.DstPort),
+			src: fmt.Sprintf("%s:%d", ips.Src(), tcp.SrcPort),
+			dst: fmt.Sprintf("%s:%d", ips.Dst(), tcp.DstPort),
 		}
 		fl := s.flows[key]
 		if fl == nil {

@@ -153,13 +153,15 @@ type partner struct {
 	apiKey string
 }
 
-func newPartner(tp *topology, listener *certs.Cert, apiKey string) *partner {
+func newPartner(t *testing.T, tp *topology, listener *certs.Cert, apiKey string) *partner {
 	tr := &http.Transport{
 		DialContext:         dialerIn(tp.nsName(rolePartner)),
 		TLSClientConfig:     &tls.Config{RootCAs: listener.Pool(), ServerName: listenerName, MinVersion: tls.VersionTLS12},
 		MaxIdleConnsPerHost: 16,
 		ForceAttemptHTTP2:   true,
 	}
+	// An open socket keeps its namespace alive after `ip netns del`.
+	t.Cleanup(tr.CloseIdleConnections)
 	return &partner{
 		client: &http.Client{Transport: tr, Timeout: 15 * time.Second},
 		base:   "https://" + net.JoinHostPort(edgeAddr, gatewayPort),

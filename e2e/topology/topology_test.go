@@ -56,8 +56,8 @@ func TestTopology(t *testing.T) {
 	r.tp = newTopology(t)
 	r.tp.setEdgeHosts(lbAddr)
 
-	// Every certificate is the name it claims; the rogue one too. Only
-	// keys tell them apart, which is what pinning checks.
+	// The LB's three certificates (current, rogue, next) carry the same
+	// name; only their keys tell them apart, which is what pinning checks.
 	r.listenerCert = certs.SelfSigned(t, certs.Options{DNSNames: []string{listenerName}})
 	r.lbCert = certs.SelfSigned(t, certs.Options{DNSNames: []string{lbName}})
 	r.rogueCert = certs.SelfSigned(t, certs.Options{DNSNames: []string{lbName}})
@@ -76,7 +76,7 @@ func TestTopology(t *testing.T) {
 	}
 	r.lb = startNginx(t, r.tp, dir("lb"), r.lbCert, appsCA)
 	r.gw = startGateway(t, r.tp, drawbridgeBin, dir("edge"), r.listenerCert, r.lbCert)
-	r.partner = newPartner(r.tp, r.listenerCert, r.gw.apiKey)
+	r.partner = newPartner(t, r.tp, r.listenerCert, r.gw.apiKey)
 
 	// The scenarios share one topology and run in order: the captures
 	// cover the first three, and later ones change the LB's certificate

@@ -1,0 +1,6 @@
+//go:build race
+
+package topology
+
+// raceEnabled is true in a -race build; see norace_test.go.
+const raceEnabled = true

@@ -126,13 +126,9 @@ func New(o Options) (*Manager, error) {
 	}
 	var roots *x509.CertPool
 	if o.CARootFile != "" {
-		data, err := os.ReadFile(o.CARootFile)
-		if err != nil {
-			return nil, fmt.Errorf("acme %q: reading ca_root: %w", o.Name, err)
-		}
-		roots = x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(data) {
-			return nil, fmt.Errorf("acme %q: ca_root %q has no PEM certificate", o.Name, o.CARootFile)
+		var err error
+		if roots, err = LoadRoots(o.CARootFile); err != nil {
+			return nil, fmt.Errorf("acme %q: %w", o.Name, err)
 		}
 	}
 	if err := os.MkdirAll(o.Storage, 0o700); err != nil {
@@ -164,6 +160,20 @@ func New(o Options) (*Manager, error) {
 	})
 	m.magic.Issuers = []certmagic.Issuer{m.issuer}
 	return m, nil
+}
+
+// LoadRoots reads a ca_root file: PEM certificates the ACME server's
+// HTTPS certificate may chain to.
+func LoadRoots(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading ca_root: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("ca_root %q: no PEM certificate in it", file)
+	}
+	return roots, nil
 }
 
 // Start loads any stored certificates, so that they serve at once, and

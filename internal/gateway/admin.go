@@ -10,13 +10,14 @@ import (
 // store, metrics, readiness and upstreams.
 func (g *Gateway) adminHandler(token string) http.Handler {
 	return admin.New(admin.Options{
-		Store:     g.store,
-		Token:     token,
-		Version:   g.opts.Version,
-		Metrics:   g.metrics.Handler(),
-		Ready:     g.ready.Load,
-		Upstreams: func() any { return g.upstreamStatus() },
-		Logger:    g.logger,
+		Store:        g.store,
+		Token:        token,
+		Version:      g.opts.Version,
+		Metrics:      g.metrics.Handler(),
+		Ready:        g.ready.Load,
+		Upstreams:    func() any { return g.upstreamStatus() },
+		Certificates: func() any { return g.certificates() },
+		Logger:       g.logger,
 	})
 }
 

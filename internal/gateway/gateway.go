@@ -44,8 +44,11 @@ type Gateway struct {
 	metrics *observe.Metrics
 
 	listeners []*listener.Server
-	admin     *http.Server
-	adminLn   net.Listener
+	// acme holds each listener's ACME manager and plain-HTTP socket, in
+	// the order of listeners.
+	acme    []*acmeListener
+	admin   *http.Server
+	adminLn net.Listener
 	// adminCerts serves the admin API over HTTPS when admin.tls is set.
 	adminCerts *listener.Certs
 	// store lives as long as the process: a reload cannot move it (bolt
@@ -94,13 +97,22 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	for _, lc := range cfg.Listeners {
+		opts := listenerOptions(lc, g)
+		al, err := g.newACMEListener(lc, &opts)
+		if err != nil {
+			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
+		}
 		// The listener package names the listener in its errors.
-		srv, err := listener.New(listenerOptions(lc, g), http.NotFoundHandler())
+		srv, err := listener.New(opts, http.NotFoundHandler())
 		if err != nil {
 			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
 		}
 		g.listeners = append(g.listeners, srv)
+		g.acme = append(g.acme, al)
 		if err := srv.Listen(); err != nil {
+			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
+		}
+		if err := al.listen(); err != nil {
 			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
 		}
 	}
@@ -369,6 +381,8 @@ func listenerChanges(o, l config.Listener) []string {
 		{"tls file paths", o.TLS.Cert != l.TLS.Cert || o.TLS.Key != l.TLS.Key || o.TLS.ClientCA != l.TLS.ClientCA || o.TLS.Revoked != l.TLS.Revoked},
 		{"tls.min_version", o.TLS.MinVersion != l.TLS.MinVersion},
 		{"tls.client_auth", o.TLS.ClientAuth != l.TLS.ClientAuth},
+		{"tls.acme", !reflect.DeepEqual(o.TLS.ACME, l.TLS.ACME)},
+		{"http_addr", o.HTTPAddr != l.HTTPAddr},
 		{"read_header_timeout", o.ReadHeaderTimeout != l.ReadHeaderTimeout},
 		{"idle_timeout", o.IdleTimeout != l.IdleTimeout},
 		{"max_header_bytes", o.MaxHeaderBytes != l.MaxHeaderBytes},
@@ -383,7 +397,10 @@ func listenerChanges(o, l config.Listener) []string {
 // Run serves until ctx is done, then drains: it stops accepting, waits up
 // to the config's shutdown_grace for in-flight requests, and returns.
 func (g *Gateway) Run(ctx context.Context) error {
-	errs := make(chan error, len(g.listeners)+1)
+	errs := make(chan error, 2*len(g.listeners)+1)
+	// ACME first: stored certificates are in place before the first
+	// handshake is accepted.
+	g.startACME(errs)
 	for _, srv := range g.listeners {
 		go func() { errs <- srv.Serve() }()
 		go srv.Certs().Watch(ctx, g.logger, func(leaf *x509.Certificate, err error) {
@@ -429,6 +446,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	g.stopACME(sctx)
 	if g.admin != nil {
 		g.admin.Shutdown(sctx)
 	}
@@ -466,6 +484,7 @@ func (g *Gateway) closeListeners() {
 	for _, srv := range g.listeners {
 		srv.Shutdown(context.Background())
 	}
+	g.closeACME()
 	if g.adminLn != nil {
 		g.adminLn.Close()
 	}
@@ -510,12 +529,20 @@ func Check(cfg *config.Config) error {
 		// client CAs, revoked list) without binding the socket.
 		opts := listenerOptions(lc, &Gateway{metrics: metrics, logger: discard})
 		opts.OnCertLoaded = nil
+		if lc.TLS.ACME != nil {
+			opts.Managed = checkOnlyManaged{}
+			if err := checkACME(lc); err != nil {
+				add(lc.TLS.Line, err)
+			}
+		}
 		srv, err := listener.New(opts, http.NotFoundHandler())
 		if err != nil {
 			add(lc.TLS.Line, err)
 			continue
 		}
-		if msg := certDateProblem(srv.Certs().Leaf(), time.Now()); msg != "" {
+		if leaf := srv.Certs().Leaf(); leaf == nil {
+			// ACME only: the certificates come at run time.
+		} else if msg := certDateProblem(leaf, time.Now()); msg != "" {
 			add(lc.TLS.Line, fmt.Errorf("listener %q: certificate %q %s; partners' TLS handshakes would fail", lc.Name, lc.TLS.Cert, msg))
 		}
 	}

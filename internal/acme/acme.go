@@ -398,3 +398,34 @@ func describeError(err error) string {
 	}
 	return err.Error()
 }
+
+// Stored reads the certificates stored for domains under storage for the
+// CA ca (empty: [LetsEncrypt]), without contacting the CA or writing
+// anything: for `drawbridge doctor`. A domain with nothing stored has an
+// entry with Error set.
+func Stored(ctx context.Context, ca, storage string, domains []string) []Certificate {
+	if ca == "" {
+		ca = LetsEncrypt
+	}
+	fs := &certmagic.FileStorage{Path: storage}
+	issuerKey := (&certmagic.ACMEIssuer{CA: ca}).IssuerKey()
+	out := make([]Certificate, 0, len(domains))
+	for _, d := range domains {
+		d = strings.ToLower(d)
+		c := Certificate{Source: "acme", Domain: d}
+		data, err := fs.Load(ctx, certmagic.StorageKeys.SiteCert(issuerKey, d))
+		if err == nil {
+			var leaf *x509.Certificate
+			if block, _ := pem.Decode(data); block == nil {
+				err = errors.New("no PEM data")
+			} else if leaf, err = x509.ParseCertificate(block.Bytes); err == nil {
+				c.Names, c.Issuer, c.NotAfter, c.Serial = leaf.DNSNames, leaf.Issuer.String(), leaf.NotAfter.UTC(), leaf.SerialNumber.Text(16)
+			}
+		}
+		if err != nil {
+			c.Error = err.Error()
+		}
+		out = append(out, c)
+	}
+	return out
+}

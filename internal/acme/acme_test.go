@@ -308,3 +308,18 @@ func grepLine(s, substr string) string {
 	}
 	return ""
 }
+
+func TestStored(t *testing.T) {
+	r := newRig(t)
+	m := r.start([]string{domain}, false, true)
+	leaf := r.waitServed(domain, r.pebble.IssuerRoots())
+	m.Stop()
+	got := acme.Stored(context.Background(), r.pebble.DirectoryURL(), r.storage, []string{domain, "missing.example.com"})
+	if len(got) != 2 || got[0].Serial != leaf.SerialNumber.Text(16) || got[0].Error != "" || got[1].Serial != "" || got[1].Error == "" {
+		t.Errorf("Stored: got %+v, want serial %x for %s and an error for the missing name", got, leaf.SerialNumber, domain)
+	}
+	// Another CA's folder holds nothing for the name.
+	if other := acme.Stored(context.Background(), "https://ca.example.net/dir", r.storage, []string{domain}); other[0].Serial != "" {
+		t.Errorf("Stored for another CA: got %+v, want nothing", other[0])
+	}
+}

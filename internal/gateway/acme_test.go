@@ -9,11 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/testutil/pebbletest"
 	"github.com/drawbridge-gw/drawbridge/internal/transport"
 )
@@ -188,5 +191,59 @@ func TestACMEOnlyListenerWithoutCertificate(t *testing.T) {
 	m := h.adminGet("/metrics")
 	if want := `drawbridge_acme_renewals_total{kind="obtain",listener="public",result="error"}`; !strings.Contains(m, want) {
 		t.Errorf("metrics lack %s", want)
+	}
+}
+
+// TestCheckACME: validate checks an ACME listener offline: it creates no
+// storage, contacts no CA, and names a ca_root that holds no certificate.
+func TestCheckACME(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		desc   string
+		caRoot string // file contents; "" for none
+		want   string // "" for a valid config
+	}{
+		{desc: "acme only, Let's Encrypt", want: ""},
+		{desc: "private CA root", caRoot: string(backendCert(t).CertPEM), want: ""},
+		{desc: "ca_root without a certificate", caRoot: "not PEM\n", want: `drawbridge.yaml:5: listener "public": tls.acme: ca_root`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			acmeYAML := "{domains: [api.example.com], storage: \"{{DIR}}/acme\"}"
+			h := newHarness(t, "")
+			if tc.caRoot != "" {
+				if err := os.WriteFile(filepath.Join(h.dir, "root.pem"), []byte(tc.caRoot), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				acmeYAML = "{domains: [api.example.com], storage: \"{{DIR}}/acme\", ca_root: root.pem}"
+			}
+			h.rewrite(strings.NewReplacer("{{DIR}}", h.dir).Replace(fmt.Sprintf(`listeners:
+  - name: public
+    addr: 127.0.0.1:0
+    tls:
+      acme: %s
+upstreams:
+  onprem: {targets: ["https://10.0.0.5"], tls: {ca: upstream.pem}}
+routes:
+  - {path: "/{proxy+}", upstream: onprem}
+`, acmeYAML)))
+			if err := os.WriteFile(filepath.Join(h.dir, "upstream.pem"), backendCert(t).CertPEM, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(h.cfg)
+			if err != nil {
+				t.Fatalf("config.Load: %v", err)
+			}
+			err = Check(cfg)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Check: %v, want nil", err)
+			case tc.want != "" && (err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), h.cfg, "drawbridge.yaml"), tc.want)):
+				t.Errorf("Check: got %v, want %q", err, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(h.dir, "acme")); !os.IsNotExist(err) {
+				t.Errorf("Check created the storage folder (stat: %v); validate must not write", err)
+			}
+		})
 	}
 }

@@ -532,7 +532,7 @@ func Check(cfg *config.Config) error {
 		if lc.TLS.ACME != nil {
 			opts.Managed = checkOnlyManaged{}
 			if err := checkACME(lc); err != nil {
-				add(lc.TLS.Line, err)
+				add(lc.TLS.ACME.Line, err)
 			}
 		}
 		srv, err := listener.New(opts, http.NotFoundHandler())

@@ -62,6 +62,10 @@ type Options struct {
 	// DisableTLSALPN turns TLS-ALPN-01 off, for a listener the CA cannot
 	// reach on 443; HTTP-01 must then be on.
 	DisableTLSALPN bool
+	// RenewCheckInterval is how often certificates are checked for
+	// renewal. Zero means certmagic's default (10 minutes); tests with
+	// short-lived certificates make it shorter.
+	RenewCheckInterval time.Duration
 	// Logger receives certmagic's logs and the manager's. Nil means
 	// [slog.Default].
 	Logger *slog.Logger
@@ -136,8 +140,9 @@ func New(o Options) (*Manager, error) {
 	}
 	zl := newZapLogger(m.logger)
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
-		Logger:           zl,
+		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
+		RenewCheckInterval: o.RenewCheckInterval,
+		Logger:             zl,
 	})
 	m.magic = certmagic.New(m.cache, certmagic.Config{
 		Storage: &certmagic.FileStorage{Path: o.Storage},

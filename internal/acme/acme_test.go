@@ -39,6 +39,12 @@ type rig struct {
 
 func newRig(t *testing.T, blocklist ...string) *rig {
 	t.Helper()
+	return newRigOptions(t, pebbletest.Options{Blocklist: blocklist})
+}
+
+// newRigOptions is newRig with pebble's options; the ports are filled in.
+func newRigOptions(t *testing.T, po pebbletest.Options) *rig {
+	t.Helper()
 	r := &rig{t: t, storage: t.TempDir(), logs: &testutil.SyncBuffer{}}
 	var err error
 	if r.tlsLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
@@ -47,7 +53,8 @@ func newRig(t *testing.T, blocklist ...string) *rig {
 	if r.httpLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	r.pebble = pebbletest.Start(t, pebbletest.Options{HTTPPort: port(r.httpLn), TLSPort: port(r.tlsLn), Blocklist: blocklist})
+	po.HTTPPort, po.TLSPort = port(r.httpLn), port(r.tlsLn)
+	r.pebble = pebbletest.Start(t, po)
 
 	tlsSrv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }),
@@ -92,6 +99,12 @@ func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
 // through it and starts it.
 func (r *rig) start(domains []string, http01, tlsalpn01 bool) *acme.Manager {
 	r.t.Helper()
+	return r.startOptions(domains, http01, tlsalpn01, nil)
+}
+
+// startOptions is start with a chance to change the options.
+func (r *rig) startOptions(domains []string, http01, tlsalpn01 bool, edit func(*acme.Options)) *acme.Manager {
+	r.t.Helper()
 	o := acme.Options{
 		Name:           "public",
 		Domains:        domains,
@@ -106,6 +119,9 @@ func (r *rig) start(domains []string, http01, tlsalpn01 bool) *acme.Manager {
 	}
 	if http01 {
 		o.HTTPPort = port(r.httpLn)
+	}
+	if edit != nil {
+		edit(&o)
 	}
 	m, err := acme.New(o)
 	if err != nil {
@@ -321,5 +337,39 @@ func TestStored(t *testing.T) {
 	// Another CA's folder holds nothing for the name.
 	if other := acme.Stored(context.Background(), "https://ca.example.net/dir", r.storage, []string{domain}); other[0].Serial != "" {
 		t.Errorf("Stored for another CA: got %+v, want nothing", other[0])
+	}
+}
+
+// TestRenewalAheadOfExpiry: with short-lived certificates, maintenance
+// renews one before it expires, on its own, and new handshakes get it.
+func TestRenewalAheadOfExpiry(t *testing.T) {
+	r := newRigOptions(t, pebbletest.Options{CertValidity: 30 * time.Second})
+	var renewed atomic.Int64
+	r.startOptions([]string{domain}, false, true, func(o *acme.Options) {
+		o.RenewCheckInterval = 250 * time.Millisecond
+		o.OnResult = func(renewal bool, err error) {
+			if renewal && err == nil {
+				renewed.Add(1)
+			}
+		}
+	})
+	roots := r.pebble.IssuerRoots()
+	first := r.waitServed(domain, roots)
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		got, err := r.handshake(domain, roots)
+		if err == nil && !got.Equal(first) {
+			if !got.NotAfter.After(first.NotAfter) || time.Now().After(first.NotAfter) {
+				t.Errorf("renewed certificate: not after %v, served at %v; want it later than %v and served before that expires", got.NotAfter, time.Now(), first.NotAfter)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewed certificate served within 45s (last: %v, %v)\nlogs:\n%s", got, err, r.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if renewed.Load() == 0 {
+		t.Errorf("OnResult saw no successful renewal")
 	}
 }

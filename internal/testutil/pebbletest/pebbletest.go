@@ -46,6 +46,10 @@ type Options struct {
 	// Blocklist are names pebble refuses to issue for, with ACME's
 	// rejectedIdentifier error: a real refusal for tests.
 	Blocklist []string
+	// CertValidity is the lifetime of the certificates pebble issues;
+	// short ones let a test see a renewal made ahead of expiry. Zero
+	// means pebble's default (years).
+	CertValidity time.Duration
 }
 
 // Server is a running pebble and pebble-challtestsrv pair. Its ports stay
@@ -127,6 +131,9 @@ func Start(t testing.TB, o Options) *Server {
 		"externalAccountBindingRequired": false,
 		"domainBlocklist":                blocklist,
 	}}
+	if o.CertValidity > 0 {
+		cfg["pebble"].(map[string]any)["certificateValidityPeriod"] = int(o.CertValidity.Seconds())
+	}
 	data, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatalf("pebbletest: %v", err)

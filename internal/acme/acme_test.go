@@ -373,3 +373,32 @@ func TestRenewalAheadOfExpiry(t *testing.T) {
 		t.Errorf("OnResult saw no successful renewal")
 	}
 }
+
+// TestReplicasShareStorage: two managers on one storage folder, as two
+// replicas on a shared volume, start together; the storage lock lets only
+// one order, and both end up with the same certificate.
+func TestReplicasShareStorage(t *testing.T) {
+	r := newRig(t)
+	// Only the first serves the sockets; the second, like a replica whose
+	// traffic the CA does not reach, must still get the certificate.
+	first := r.start([]string{domain}, true, true)
+	second, err := acme.New(acme.Options{
+		Name: "replica", Domains: []string{domain}, CA: r.pebble.DirectoryURL(), CARootFile: r.pebble.CAFile(),
+		Storage: r.storage, ListenHost: "127.0.0.1", TLSPort: port(r.tlsLn), HTTPPort: port(r.httpLn),
+		Logger: slog.New(slog.NewTextHandler(r.logs, nil)),
+	})
+	if err != nil {
+		t.Fatalf("acme.New: %v", err)
+	}
+	if err := second.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(second.Stop)
+	leaf := r.waitServed(domain, r.pebble.IssuerRoots())
+	testutil.WaitFor(t, "the replica to load the certificate", func() bool {
+		return second.Certificates()[0].Serial == leaf.SerialNumber.Text(16)
+	})
+	if orders := first.Orders() + second.Orders(); orders != 1 {
+		t.Errorf("orders by both replicas: got %d, want 1", orders)
+	}
+}

@@ -3,6 +3,8 @@ package acme
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -62,8 +64,9 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	if e.LoggerName != "" {
 		attrs = append(attrs, slog.String("component", e.LoggerName))
 	}
-	for k, v := range enc.Fields {
-		attrs = append(attrs, slog.Any(k, v))
+	// Sorted: map order would shuffle the attributes of every line.
+	for _, k := range slices.Sorted(maps.Keys(enc.Fields)) {
+		attrs = append(attrs, slog.Any(k, enc.Fields[k]))
 	}
 	c.logger.LogAttrs(context.Background(), slogLevel(e.Level), e.Message, attrs...)
 	return nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -193,6 +194,17 @@ func (g *Gateway) RenewACME(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sameACME compares two listeners' ACME settings, not the lines they were
+// read from.
+func sameACME(a, b *config.ACME) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Line, y.Line = 0, 0
+	return reflect.DeepEqual(x, y)
 }
 
 // checkOnlyManaged stands in for an ACME manager when validating a config:

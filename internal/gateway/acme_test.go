@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -245,5 +246,35 @@ routes:
 				t.Errorf("Check created the storage folder (stat: %v); validate must not write", err)
 			}
 		})
+	}
+}
+
+// TestACMEChangesNeedRestart: a reload cannot change a listener's ACME
+// settings or plain-HTTP address (the manager and socket are built at
+// start), but moving the same block to other lines is no change.
+func TestACMEChangesNeedRestart(t *testing.T) {
+	t.Parallel()
+	base := config.Listener{Name: "public", Addr: "0.0.0.0:443", HTTPAddr: "0.0.0.0:80",
+		TLS: config.ListenerTLS{ACME: &config.ACME{Line: 5, Domains: []string{"api.example.com"}, CA: "https://ca/dir", Storage: "/s"}}}
+	edit := func(f func(l *config.Listener)) config.Listener {
+		l := base
+		a := *base.TLS.ACME
+		l.TLS.ACME = &a
+		f(&l)
+		return l
+	}
+	for _, tc := range []struct {
+		desc string
+		l    config.Listener
+		want []string
+	}{
+		{"same settings on other lines", edit(func(l *config.Listener) { l.TLS.ACME.Line = 9 }), nil},
+		{"another domain", edit(func(l *config.Listener) { l.TLS.ACME.Domains = []string{"x.example.com"} }), []string{"tls.acme"}},
+		{"acme removed", edit(func(l *config.Listener) { l.TLS.ACME = nil }), []string{"tls.acme"}},
+		{"http_addr moved", edit(func(l *config.Listener) { l.HTTPAddr = "0.0.0.0:8080" }), []string{"http_addr"}},
+	} {
+		if got := listenerChanges(base, tc.l); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: listenerChanges: got %v, want %v", tc.desc, got, tc.want)
+		}
 	}
 }

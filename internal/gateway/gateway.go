@@ -381,7 +381,7 @@ func listenerChanges(o, l config.Listener) []string {
 		{"tls file paths", o.TLS.Cert != l.TLS.Cert || o.TLS.Key != l.TLS.Key || o.TLS.ClientCA != l.TLS.ClientCA || o.TLS.Revoked != l.TLS.Revoked},
 		{"tls.min_version", o.TLS.MinVersion != l.TLS.MinVersion},
 		{"tls.client_auth", o.TLS.ClientAuth != l.TLS.ClientAuth},
-		{"tls.acme", !reflect.DeepEqual(o.TLS.ACME, l.TLS.ACME)},
+		{"tls.acme", !sameACME(o.TLS.ACME, l.TLS.ACME)},
 		{"http_addr", o.HTTPAddr != l.HTTPAddr},
 		{"read_header_timeout", o.ReadHeaderTimeout != l.ReadHeaderTimeout},
 		{"idle_timeout", o.IdleTimeout != l.IdleTimeout},

@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ func checkACME(ctx context.Context, lc config.Listener, now time.Time) []Hop {
 		return nil
 	}
 	var hops []Hop
+	unreachable := challengeProblem(lc)
 	for _, c := range acme.Stored(ctx, a.CA, a.Storage, a.Domains) {
 		h := Hop{Kind: KindListener, Name: lc.Name, Target: c.Domain}
 		if c.Serial == "" {
@@ -40,7 +42,27 @@ func checkACME(ctx context.Context, lc config.Listener, now time.Time) []Hop {
 		case left < ExpiryWarning:
 			h.Status, h.Detail, h.Fix = Warn, h.Detail+" (expires "+day(c.NotAfter)+")", fix
 		}
+		if unreachable != "" && h.Status == OK {
+			h.Status, h.Fix = Warn, unreachable
+			h.Detail += ", renewal cannot be validated"
+		}
 		hops = append(hops, h)
 	}
 	return hops
+}
+
+// challengeProblem says why a public CA could not validate the listener's
+// names, or returns "". Public CAs validate TLS-ALPN-01 on port 443 and
+// HTTP-01 on port 80 only (RFC 8737, RFC 8555 section 8.3); a private CA
+// may be told other ports, so only the default CA is judged.
+func challengeProblem(lc config.Listener) string {
+	if lc.TLS.ACME.CA != config.DefaultACMECA {
+		return ""
+	}
+	_, tlsPort, _ := net.SplitHostPort(lc.Addr)
+	_, httpPort, _ := net.SplitHostPort(lc.HTTPAddr)
+	if tlsPort == "443" || httpPort == "80" {
+		return ""
+	}
+	return fmt.Sprintf("Let's Encrypt validates on port 443 (TLS-ALPN-01) or port 80 (HTTP-01), and this listener has neither (addr %s, http_addr %q): listen on :443, add http_addr: 0.0.0.0:80, or forward those ports here", lc.Addr, lc.HTTPAddr)
 }

@@ -59,3 +59,41 @@ func TestCheckACME(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckACMEPorts(t *testing.T) {
+	t.Parallel()
+	storage := t.TempDir()
+	c := certs.SelfSigned(t, certs.Options{DNSNames: []string{"api.example.com"}, NotAfter: time.Now().Add(60 * 24 * time.Hour)})
+	key := certmagic.StorageKeys.SiteCert((&certmagic.ACMEIssuer{CA: config.DefaultACMECA}).IssuerKey(), "api.example.com")
+	path := filepath.Join(storage, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, c.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		desc, addr, httpAddr string
+		ca                   string
+		want                 Status
+	}{
+		{"443 for TLS-ALPN-01", "0.0.0.0:443", "", config.DefaultACMECA, OK},
+		{"80 for HTTP-01", "0.0.0.0:8443", "0.0.0.0:80", config.DefaultACMECA, OK},
+		{"neither", "0.0.0.0:8443", "0.0.0.0:8080", config.DefaultACMECA, Warn},
+		{"private CA may use other ports", "0.0.0.0:8443", "", "https://ca.corp.internal/dir", OK},
+	} {
+		lc := config.Listener{Name: "public", Addr: tc.addr, HTTPAddr: tc.httpAddr, TLS: config.ListenerTLS{ACME: &config.ACME{
+			CA: tc.ca, Storage: storage, Domains: []string{"api.example.com"}}}}
+		if tc.ca != config.DefaultACMECA {
+			// Nothing is stored for that CA: judge the ports only.
+			if msg := challengeProblem(lc); msg != "" {
+				t.Errorf("%s: challengeProblem: got %q, want none", tc.desc, msg)
+			}
+			continue
+		}
+		hops := checkACME(context.Background(), lc, time.Now())
+		if len(hops) != 1 || hops[0].Status != tc.want {
+			t.Errorf("%s: checkACME: got %v, want one hop %s", tc.desc, hops, tc.want)
+		}
+	}
+}

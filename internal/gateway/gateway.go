@@ -44,11 +44,8 @@ type Gateway struct {
 	metrics *observe.Metrics
 
 	listeners []*listener.Server
-	// acme holds each listener's ACME manager and plain-HTTP socket, in
-	// the order of listeners.
-	acme    []*acmeListener
-	admin   *http.Server
-	adminLn net.Listener
+	admin     *http.Server
+	adminLn   net.Listener
 	// adminCerts serves the admin API over HTTPS when admin.tls is set.
 	adminCerts *listener.Certs
 	// store lives as long as the process: a reload cannot move it (bolt
@@ -65,6 +62,10 @@ type Gateway struct {
 	seedMu   sync.Mutex
 	stopping bool // guarded by reloadMu
 	ready    atomic.Bool
+
+	// acme holds each listener's ACME manager and plain-HTTP socket, in
+	// the order of listeners.
+	acme []*acmeListener
 }
 
 // New builds the gateway for cfg and binds its sockets, so an address in

@@ -139,11 +139,15 @@ func (g *Gateway) stopACME(ctx context.Context) {
 	}
 }
 
-// closeACME releases the plain-HTTP sockets of a gateway that failed to start.
+// closeACME releases the plain-HTTP sockets and the managers' maintenance
+// goroutines of a gateway that failed to start.
 func (g *Gateway) closeACME() {
 	for _, al := range g.acme {
 		if al.plain != nil {
 			al.plain.Shutdown(context.Background())
+		}
+		if al.manager != nil {
+			al.manager.Stop()
 		}
 	}
 }
@@ -164,6 +168,7 @@ type certificateStatus struct {
 // certificate, if any, and one entry per ACME domain.
 func (g *Gateway) certificates() []certificateStatus {
 	out := []certificateStatus{}
+	// g.acme[i] belongs to g.listeners[i]: New appends them together.
 	for i, srv := range g.listeners {
 		if leaf := srv.Certs().Leaf(); leaf != nil {
 			out = append(out, certificateStatus{

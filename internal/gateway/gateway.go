@@ -103,13 +103,13 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		if err != nil {
 			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
 		}
+		g.acme = append(g.acme, al) // before anything else can fail: fail stops it
 		// The listener package names the listener in its errors.
 		srv, err := listener.New(opts, http.NotFoundHandler())
 		if err != nil {
 			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
 		}
 		g.listeners = append(g.listeners, srv)
-		g.acme = append(g.acme, al)
 		if err := srv.Listen(); err != nil {
 			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
 		}

@@ -33,6 +33,10 @@ type Options struct {
 	Ready func() bool
 	// Upstreams returns what GET /v1/upstreams shows as JSON. If nil, [].
 	Upstreams func() any
+	// Certificates returns what GET /v1/certificates shows as JSON: each
+	// listener certificate's source (file, acme), names, issuer and
+	// expiry. If nil, [].
+	Certificates func() any
 	// Now is the clock for created_at and revoked_at. If nil, time.Now.
 	Now func() time.Time
 	// Logger records changes to keys and plans, and internal errors. If
@@ -78,6 +82,7 @@ func New(o Options) http.Handler {
 		mux.Handle("GET /metrics", s.authenticate(o.Metrics))
 	}
 	mux.Handle("GET /v1/upstreams", s.api(s.upstreams))
+	mux.Handle("GET /v1/certificates", s.api(s.certificates))
 	// Profiles are how a slow gateway is diagnosed in place; they expose
 	// internals, so they sit behind the token like everything else.
 	mux.Handle("GET /debug/pprof/", s.authenticate(http.HandlerFunc(pprof.Index)))
@@ -187,6 +192,15 @@ func (s *server) upstreams(w http.ResponseWriter, r *http.Request) error {
 	var v any = []any{}
 	if s.opts.Upstreams != nil {
 		v = s.opts.Upstreams()
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *server) certificates(w http.ResponseWriter, r *http.Request) error {
+	var v any = []any{}
+	if s.opts.Certificates != nil {
+		v = s.opts.Certificates()
 	}
 	writeJSON(w, http.StatusOK, v)
 	return nil

@@ -122,6 +122,9 @@ func TestAuthentication(t *testing.T) {
 		Metrics:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "drawbridge_up 1\n") }),
 		Ready:     ready.Load,
 		Upstreams: func() any { return []map[string]string{{"name": "onprem"}} },
+		Certificates: func() any {
+			return []map[string]string{{"source": "acme", "listener": "public"}}
+		},
 	})
 	tests := []struct {
 		desc         string
@@ -136,6 +139,8 @@ func TestAuthentication(t *testing.T) {
 		{desc: "metrics with token", token: token, path: "/metrics", want: 200, wantContains: "drawbridge_up 1"},
 		{desc: "upstreams without token", path: "/v1/upstreams", want: 401},
 		{desc: "upstreams with token", token: token, path: "/v1/upstreams", want: 200, wantContains: `"onprem"`},
+		{desc: "certificates without token", path: "/v1/certificates", want: 401},
+		{desc: "certificates with token", token: token, path: "/v1/certificates", want: 200, wantContains: `"source": "acme"`},
 		{desc: "keys with wrong token", token: "test-admin-tokeN", path: "/v1/keys", want: 401},
 		{desc: "keys with token prefix", token: "test-admin", path: "/v1/keys", want: 401},
 		{desc: "keys with token", token: token, path: "/v1/keys", want: 200},
@@ -187,6 +192,9 @@ func TestNoTokenNoStore(t *testing.T) {
 	}
 	if r := e.do(t, "GET", "/v1/upstreams", "", ""); r.status != 200 || strings.TrimSpace(r.body) != "[]" {
 		t.Errorf("GET /v1/upstreams without Upstreams: got %d %q, want 200 []", r.status, r.body)
+	}
+	if r := e.do(t, "GET", "/v1/certificates", "", ""); r.status != 200 || strings.TrimSpace(r.body) != "[]" {
+		t.Errorf("GET /v1/certificates without Certificates: got %d %q, want 200 []", r.status, r.body)
 	}
 	if r := e.do(t, "GET", "/readyz", "", ""); r.status != 200 {
 		t.Errorf("GET /readyz without Ready: got %d, want 200", r.status)

@@ -81,3 +81,12 @@ const (
 	// unreachable: security by default means no unmetered traffic.
 	DefaultStoreOnError = "fail_closed"
 )
+
+// ACME defaults.
+const (
+	// DefaultACMECA is Let's Encrypt's production directory.
+	DefaultACMECA = "https://acme-v02.api.letsencrypt.org/directory"
+	// DefaultACMEStorage is the folder of ACME certificates and account
+	// keys, beside the bolt file (or the config file).
+	DefaultACMEStorage = "acme"
+)

@@ -61,14 +61,20 @@ type Listener struct {
 	// MaxBodyBytes caps request bodies; larger ones get 413. It defaults to
 	// DefaultMaxBodyBytes (10 MiB, API Gateway's limit).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// HTTPAddr is an optional host:port for plain HTTP (usually
+	// 0.0.0.0:80). It answers ACME HTTP-01 challenges for tls.acme and
+	// redirects every other request to HTTPS (308); it never serves the API.
+	HTTPAddr string `yaml:"http_addr,omitempty"`
 }
 
 // ListenerTLS is the certificate a listener serves.
 type ListenerTLS struct {
 	Line int `yaml:"-"`
-	// Cert is a PEM file with the certificate chain, leaf first. Required.
+	// Cert is a PEM file with the certificate chain, leaf first. Required
+	// unless ACME is set.
 	Cert string `yaml:"cert"`
-	// Key is the PEM private key of the leaf (RSA, ECDSA or Ed25519). Required.
+	// Key is the PEM private key of the leaf (RSA, ECDSA or Ed25519).
+	// Required with Cert.
 	Key string `yaml:"key"`
 	// MinVersion is "1.2" or "1.3". It defaults to "1.2".
 	MinVersion string `yaml:"min_version"`
@@ -82,6 +88,10 @@ type ListenerTLS struct {
 	// Revoked is a file of revoked client certificate fingerprints, one
 	// "sha256:<hex>" per line; re-read on reload and when it changes.
 	Revoked string `yaml:"revoked"`
+	// ACME gets certificates for the names it lists from an ACME CA.
+	// With Cert and Key too, those names are served the ACME certificate
+	// and every other name the file certificate (see acme.go).
+	ACME *ACME `yaml:"acme,omitempty"`
 }
 
 // Admin is the operators' listener: /metrics, /healthz, /readyz.

@@ -75,6 +75,7 @@ func (v *validator) run() {
 	v.partners()
 	v.routes()
 	v.store()
+	v.acmeListeners() // after store: ACME storage defaults beside the bolt file
 	v.throttle(c.Throttle, "gateway", "throttle", v.topLine("throttle"))
 	for _, name := range sortedKeys(c.Plans) {
 		if p := c.Plans[name]; p != nil {
@@ -250,10 +251,10 @@ func (v *validator) listeners() {
 		case !v.set(t):
 			v.add(l.Line, "%s: tls is required: drawbridge only serves HTTPS; add tls: {cert: FILE, key: FILE} with the PEM certificate chain and private key", obj)
 		default:
-			if t.Cert == "" && !v.bad[&t.Cert] {
+			if t.Cert == "" && !v.bad[&t.Cert] && (t.ACME == nil || t.Key != "") {
 				v.add(tlsLine, "%s: tls.cert is required: the PEM file with the certificate chain, leaf first", obj)
 			}
-			if t.Key == "" && !v.bad[&t.Key] {
+			if t.Key == "" && !v.bad[&t.Key] && (t.ACME == nil || t.Cert != "") {
 				v.add(tlsLine, "%s: tls.key is required: the PEM file with the certificate's private key", obj)
 			}
 		}
@@ -370,6 +371,9 @@ func (v *validator) admin() {
 		v.tlsVersion(&t.MinVersion, "admin", "tls.min_version", DefaultListenerMinVersion, line)
 		if t.ClientCA != "" || t.ClientAuth != "" || t.Revoked != "" {
 			v.add(line, "admin: tls.client_ca, client_auth and revoked are for partner listeners; the admin API uses a token")
+		}
+		if t.ACME != nil {
+			v.add(v.line(&t.ACME, line), "admin: tls.acme is for partner listeners; give the admin API a cert and key file")
 		}
 	}
 }

@@ -91,7 +91,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) []Hop {
 	}
 	var hops []Hop
 	for _, lc := range cfg.Listeners {
-		hops = append(hops, checkListener(lc, o.Now()))
+		// A listener with ACME only has no certificate file to check.
+		if lc.TLS.ACME == nil || lc.TLS.Cert != "" {
+			hops = append(hops, checkListener(lc, o.Now()))
+		}
+		hops = append(hops, checkACME(ctx, lc, o.Now())...)
 	}
 	type job struct {
 		uc     *config.Upstream

@@ -9,7 +9,7 @@ import (
 // adminHandler is the admin API (package admin) over this gateway's
 // store, metrics, readiness and upstreams.
 func (g *Gateway) adminHandler(token string) http.Handler {
-	return admin.New(admin.Options{
+	o := admin.Options{
 		Store:     g.store,
 		Token:     token,
 		Version:   g.opts.Version,
@@ -17,7 +17,9 @@ func (g *Gateway) adminHandler(token string) http.Handler {
 		Ready:     g.ready.Load,
 		Upstreams: func() any { return g.upstreamStatus() },
 		Logger:    g.logger,
-	})
+	}
+	o.Certificates = func() any { return g.certificates() }
+	return admin.New(o)
 }
 
 // upstreamStatus is what GET /v1/upstreams returns.

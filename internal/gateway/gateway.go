@@ -62,6 +62,10 @@ type Gateway struct {
 	seedMu   sync.Mutex
 	stopping bool // guarded by reloadMu
 	ready    atomic.Bool
+
+	// acme holds each listener's ACME manager and plain-HTTP socket, in
+	// the order of listeners.
+	acme []*acmeListener
 }
 
 // New builds the gateway for cfg and binds its sockets, so an address in
@@ -94,13 +98,22 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	for _, lc := range cfg.Listeners {
+		opts := listenerOptions(lc, g)
+		al, err := g.newACMEListener(lc, &opts)
+		if err != nil {
+			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
+		}
+		g.acme = append(g.acme, al) // before anything else can fail: fail stops it
 		// The listener package names the listener in its errors.
-		srv, err := listener.New(listenerOptions(lc, g), http.NotFoundHandler())
+		srv, err := listener.New(opts, http.NotFoundHandler())
 		if err != nil {
 			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
 		}
 		g.listeners = append(g.listeners, srv)
 		if err := srv.Listen(); err != nil {
+			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
+		}
+		if err := al.listen(); err != nil {
 			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
 		}
 	}
@@ -369,6 +382,8 @@ func listenerChanges(o, l config.Listener) []string {
 		{"tls file paths", o.TLS.Cert != l.TLS.Cert || o.TLS.Key != l.TLS.Key || o.TLS.ClientCA != l.TLS.ClientCA || o.TLS.Revoked != l.TLS.Revoked},
 		{"tls.min_version", o.TLS.MinVersion != l.TLS.MinVersion},
 		{"tls.client_auth", o.TLS.ClientAuth != l.TLS.ClientAuth},
+		{"tls.acme", !sameACME(o.TLS.ACME, l.TLS.ACME)},
+		{"http_addr", o.HTTPAddr != l.HTTPAddr},
 		{"read_header_timeout", o.ReadHeaderTimeout != l.ReadHeaderTimeout},
 		{"idle_timeout", o.IdleTimeout != l.IdleTimeout},
 		{"max_header_bytes", o.MaxHeaderBytes != l.MaxHeaderBytes},
@@ -383,7 +398,10 @@ func listenerChanges(o, l config.Listener) []string {
 // Run serves until ctx is done, then drains: it stops accepting, waits up
 // to the config's shutdown_grace for in-flight requests, and returns.
 func (g *Gateway) Run(ctx context.Context) error {
-	errs := make(chan error, len(g.listeners)+1)
+	errs := make(chan error, 2*len(g.listeners)+1)
+	// ACME first: stored certificates are in place before the first
+	// handshake is accepted.
+	g.startACME(errs)
 	for _, srv := range g.listeners {
 		go func() { errs <- srv.Serve() }()
 		go srv.Certs().Watch(ctx, g.logger, func(leaf *x509.Certificate, err error) {
@@ -429,6 +447,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	g.stopACME(sctx)
 	if g.admin != nil {
 		g.admin.Shutdown(sctx)
 	}
@@ -466,6 +485,7 @@ func (g *Gateway) closeListeners() {
 	for _, srv := range g.listeners {
 		srv.Shutdown(context.Background())
 	}
+	g.closeACME()
 	if g.adminLn != nil {
 		g.adminLn.Close()
 	}
@@ -510,12 +530,20 @@ func Check(cfg *config.Config) error {
 		// client CAs, revoked list) without binding the socket.
 		opts := listenerOptions(lc, &Gateway{metrics: metrics, logger: discard})
 		opts.OnCertLoaded = nil
+		if lc.TLS.ACME != nil {
+			opts.Managed = checkOnlyManaged{}
+			if err := checkACME(lc); err != nil {
+				add(lc.TLS.ACME.Line, err)
+			}
+		}
 		srv, err := listener.New(opts, http.NotFoundHandler())
 		if err != nil {
 			add(lc.TLS.Line, err)
 			continue
 		}
-		if msg := certDateProblem(srv.Certs().Leaf(), time.Now()); msg != "" {
+		if leaf := srv.Certs().Leaf(); leaf == nil {
+			// ACME only: the certificates come at run time.
+		} else if msg := certDateProblem(leaf, time.Now()); msg != "" {
 			add(lc.TLS.Line, fmt.Errorf("listener %q: certificate %q %s; partners' TLS handshakes would fail", lc.Name, lc.TLS.Cert, msg))
 		}
 	}

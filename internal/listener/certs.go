@@ -29,6 +29,9 @@ type Certs struct {
 	// clientCAFile and revokedFile are empty unless the listener was
 	// created with them (see [Options]).
 	clientCAFile, revokedFile string
+	// managedOnly is set for a listener whose certificates all come from
+	// [Options.Managed]: it has no certificate files to load.
+	managedOnly bool
 
 	cur       atomic.Pointer[tls.Certificate]
 	clientCAs atomic.Pointer[clientCAs]
@@ -149,6 +152,9 @@ func (c *Certs) parts() []part {
 	}
 	if c.clientCAFile != "" {
 		ps = append(ps, partClientCAs)
+	}
+	if c.managedOnly {
+		return ps
 	}
 	return append(ps, partCert)
 }

@@ -24,8 +24,15 @@ type Options struct {
 	// Addr is the host:port to listen on; port 0 picks a free port.
 	Addr string
 	// CertFile and KeyFile are PEM files. CertFile may hold a chain, leaf
-	// first. Keys may be RSA, ECDSA or Ed25519.
+	// first. Keys may be RSA, ECDSA or Ed25519. They may both be empty
+	// when Managed is set.
 	CertFile, KeyFile string
+	// Managed, if set, serves certificates obtained at run time (ACME) to
+	// the names it manages, and the TLS-ALPN-01 challenge certificate to
+	// an ACME validation (the listener then offers ALPN "acme-tls/1"). Any
+	// other name gets the file certificate; without one, its handshake
+	// fails with an alert.
+	Managed ManagedCerts
 	// MinVersion is tls.VersionTLS12 or tls.VersionTLS13. Zero means
 	// [DefaultMinVersion]; anything older is refused.
 	MinVersion uint16
@@ -73,6 +80,7 @@ type Server struct {
 	addr    string
 	logger  *slog.Logger
 	certs   *Certs
+	managed ManagedCerts
 	handler swapHandler
 	srv     *http.Server
 	lc      net.ListenConfig
@@ -115,7 +123,8 @@ func New(o Options, h http.Handler) (*Server, error) {
 		return nil, fmt.Errorf("listener %q: %w", o.Name, err)
 	}
 	certs, err := loadCerts(&Certs{certFile: o.CertFile, keyFile: o.KeyFile,
-		clientCAFile: o.ClientCAFile, revokedFile: o.RevokedFile})
+		clientCAFile: o.ClientCAFile, revokedFile: o.RevokedFile,
+		managedOnly: o.Managed != nil && o.CertFile == "" && o.KeyFile == ""})
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", o.Name, err)
 	}
@@ -129,6 +138,7 @@ func New(o Options, h http.Handler) (*Server, error) {
 		addr:       o.Addr,
 		logger:     logger,
 		certs:      certs,
+		managed:    o.Managed,
 		clientAuth: clientAuth,
 		lc: net.ListenConfig{
 			KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: DefaultKeepAlive},
@@ -143,6 +153,10 @@ func New(o Options, h http.Handler) (*Server, error) {
 		MinVersion:     minVersion,
 		NextProtos:     []string{"h2", "http/1.1"},
 		GetCertificate: certs.GetCertificate,
+	}
+	if o.Managed != nil {
+		s.tlsBase.NextProtos = append(s.tlsBase.NextProtos, ACMETLS1Protocol)
+		s.tlsBase.GetCertificate = s.getCertificate
 	}
 	tlsConfig := s.tlsBase
 	if o.ClientCAFile != "" {
@@ -171,6 +185,10 @@ func New(o Options, h http.Handler) (*Server, error) {
 // resumed session's chains against this config's ClientCAs, and calls
 // VerifyConnection on resumed connections too.
 func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if isACMEChallenge(hello) {
+		// The CA's validator has no client certificate to give.
+		return s.tlsBase, nil
+	}
 	cas := s.certs.clientCAs.Load()
 	if cas == nil {
 		return nil, errors.New("listener: no client CAs loaded")

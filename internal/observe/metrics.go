@@ -30,6 +30,7 @@ type Metrics struct {
 	quotaExceeded    *prometheus.CounterVec
 	rejected         *prometheus.CounterVec
 	storeErrors      *prometheus.CounterVec
+	acmeOrders       *prometheus.CounterVec
 
 	unmatched *RouteMetrics
 }
@@ -71,7 +72,7 @@ func NewMetrics(version string) *Metrics {
 		}, []string{"upstream", "target", "result"}),
 		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "drawbridge_cert_expiry_seconds",
-			Help: "Seconds until a certificate expires (negative once expired): kind=listener for served certs, kind=upstream for the last backend leaf verified.",
+			Help: "Seconds until a certificate expires (negative once expired): kind=listener for served cert files, kind=acme for ACME certificates (name is listener/domain), kind=upstream for the last backend leaf verified.",
 		}, []string{"kind", "name"}),
 		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drawbridge_config_reloads_total",
@@ -116,6 +117,8 @@ func NewMetrics(version string) *Metrics {
 	f(m.quotaExceeded)
 	f(m.rejected)
 	f(m.storeErrors)
+	m.acmeOrders = newACMEOrders()
+	f(m.acmeOrders)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "drawbridge_build_info",
 		Help:        "Always 1; the version label says which drawbridge runs.",

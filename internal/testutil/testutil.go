@@ -1,6 +1,6 @@
 // Package testutil has the small helpers every drawbridge test package
-// needs; its subpackages make real certificates, a DNS server and a
-// redis-server for tests.
+// needs; its subpackages make real certificates, a DNS server, a
+// redis-server and an ACME CA (pebble) for tests.
 package testutil
 
 import (

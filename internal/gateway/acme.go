@@ -1,0 +1,233 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/drawbridge-gw/drawbridge/internal/acme"
+	"github.com/drawbridge-gw/drawbridge/internal/config"
+	"github.com/drawbridge-gw/drawbridge/internal/listener"
+)
+
+// acmeListener is what a listener has beside its HTTPS socket: the ACME
+// manager of its tls.acme domains and the plain-HTTP socket of its
+// http_addr. Either may be nil.
+type acmeListener struct {
+	name    string
+	manager *acme.Manager
+	plain   *listener.PlainHTTP
+}
+
+// newACMEListener builds lc's ACME manager and plain-HTTP listener, and
+// gives the manager to opts so that the HTTPS listener serves its
+// certificates. Nothing is bound or contacted yet.
+func (g *Gateway) newACMEListener(lc config.Listener, opts *listener.Options) (*acmeListener, error) {
+	al := &acmeListener{name: lc.Name}
+	httpsPort := portOf(lc.Addr)
+	if a := lc.TLS.ACME; a != nil {
+		host, _, _ := net.SplitHostPort(lc.Addr)
+		name := lc.Name
+		m, err := acme.New(acme.Options{
+			Name:       name,
+			Domains:    a.Domains,
+			Email:      a.Email,
+			CA:         a.CA,
+			CARootFile: a.CARoot,
+			Storage:    a.Storage,
+			ListenHost: host,
+			TLSPort:    httpsPort,
+			HTTPPort:   portOf(lc.HTTPAddr),
+			// A CA can only dial a fixed port: with port 0 (tests) only
+			// HTTP-01 on a fixed http_addr can work.
+			DisableTLSALPN: httpsPort == 0,
+			Logger:         g.logger,
+			OnCertificate: func(leaf *x509.Certificate) {
+				g.metrics.CertExpiry("acme", name+"/"+firstName(leaf), leaf)
+				if msg := certDateProblem(leaf, time.Now()); msg != "" {
+					g.logger.Warn("ACME certificate "+msg, "listener", name, "names", leaf.DNSNames)
+				}
+			},
+			OnResult: func(renewal bool, err error) { g.metrics.ACMEOrder(name, renewal, err) },
+		})
+		if err != nil {
+			return nil, err
+		}
+		al.manager = m
+		opts.Managed = m
+	}
+	if lc.HTTPAddr != "" {
+		po := listener.PlainHTTPOptions{Name: lc.Name, Addr: lc.HTTPAddr, HTTPSPort: httpsPort, Logger: g.logger}
+		if al.manager != nil {
+			po.Challenge = al.manager.HTTPHandler
+		}
+		al.plain = listener.NewPlainHTTP(po)
+	}
+	return al, nil
+}
+
+// portOf is the port of a validated host:port, or 0.
+func portOf(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+func firstName(leaf *x509.Certificate) string {
+	if len(leaf.DNSNames) > 0 {
+		return leaf.DNSNames[0]
+	}
+	return leaf.Subject.CommonName
+}
+
+// listen binds the plain-HTTP socket, if any.
+func (al *acmeListener) listen() error {
+	if al.plain == nil {
+		return nil
+	}
+	return al.plain.Listen()
+}
+
+// start serves plain HTTP and starts the ACME manager: stored certificates
+// serve at once, missing ones are ordered in the background. Serve errors
+// go to errs.
+func (g *Gateway) startACME(errs chan<- error) {
+	for _, al := range g.acme {
+		if al.plain != nil {
+			go func() {
+				if err := al.plain.Serve(); err != nil {
+					errs <- err
+				}
+			}()
+			g.logger.Info("listening for plain HTTP (ACME HTTP-01 challenges, redirects to HTTPS)", "listener", al.name, "addr", al.plain.Addr().String())
+		}
+		if al.manager == nil {
+			continue
+		}
+		if err := al.manager.Start(); err != nil {
+			g.logger.Error("starting ACME certificate management", "listener", al.name, "error", err.Error())
+		}
+		for _, c := range al.manager.Certificates() {
+			if c.Serial == "" {
+				g.logger.Warn("no ACME certificate yet; handshakes for this name fail with an alert until the CA issues one (ordering in the background)",
+					"listener", al.name, "domain", c.Domain)
+			}
+		}
+	}
+}
+
+// stopACME stops plain HTTP and ACME maintenance.
+func (g *Gateway) stopACME(ctx context.Context) {
+	for _, al := range g.acme {
+		if al.plain != nil {
+			if err := al.plain.Shutdown(ctx); err != nil {
+				g.logger.Warn("plain-HTTP listener did not stop in time", "listener", al.name, "error", err.Error())
+			}
+		}
+		if al.manager != nil {
+			al.manager.Stop()
+		}
+	}
+}
+
+// closeACME releases the plain-HTTP sockets and the managers' maintenance
+// goroutines of a gateway that failed to start.
+func (g *Gateway) closeACME() {
+	for _, al := range g.acme {
+		if al.plain != nil {
+			al.plain.Shutdown(context.Background())
+		}
+		if al.manager != nil {
+			al.manager.Stop()
+		}
+	}
+}
+
+// certificateStatus is one entry of GET /v1/certificates.
+type certificateStatus struct {
+	Listener string    `json:"listener"`
+	Source   string    `json:"source"` // file or acme
+	Domain   string    `json:"domain,omitempty"`
+	Names    []string  `json:"names,omitempty"`
+	Issuer   string    `json:"issuer,omitempty"`
+	NotAfter time.Time `json:"not_after,omitzero"`
+	Serial   string    `json:"serial,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// certificates lists every partner listener's certificates: its file
+// certificate, if any, and one entry per ACME domain.
+func (g *Gateway) certificates() []certificateStatus {
+	out := []certificateStatus{}
+	// g.acme[i] belongs to g.listeners[i]: New appends them together.
+	for i, srv := range g.listeners {
+		if leaf := srv.Certs().Leaf(); leaf != nil {
+			out = append(out, certificateStatus{
+				Listener: srv.Name(), Source: "file", Names: leaf.DNSNames, Issuer: leaf.Issuer.String(),
+				NotAfter: leaf.NotAfter.UTC(), Serial: leaf.SerialNumber.Text(16),
+			})
+		}
+		if i >= len(g.acme) || g.acme[i].manager == nil {
+			continue
+		}
+		for _, c := range g.acme[i].manager.Certificates() {
+			out = append(out, certificateStatus{
+				Listener: srv.Name(), Source: c.Source, Domain: c.Domain, Names: c.Names, Issuer: c.Issuer,
+				NotAfter: c.NotAfter, Serial: c.Serial, Error: c.Error,
+			})
+		}
+	}
+	return out
+}
+
+// RenewACME renews every ACME certificate now, even those not due: for
+// tests and for an operator who must replace certificates at once.
+func (g *Gateway) RenewACME(ctx context.Context) error {
+	var errs []error
+	for _, al := range g.acme {
+		if al.manager != nil {
+			errs = append(errs, al.manager.Renew(ctx))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sameACME compares two listeners' ACME settings, not the lines they were
+// read from.
+func sameACME(a, b *config.ACME) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Line, y.Line = 0, 0
+	return reflect.DeepEqual(x, y)
+}
+
+// checkOnlyManaged stands in for an ACME manager when validating a config:
+// validate must not create storage or contact the CA.
+type checkOnlyManaged struct{}
+
+func (checkOnlyManaged) Manages(string) bool { return false }
+
+func (checkOnlyManaged) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return nil, errors.New("validation only")
+}
+
+// checkACME checks what of lc's tls.acme can be checked offline.
+func checkACME(lc config.Listener) error {
+	if a := lc.TLS.ACME; a != nil && a.CARoot != "" {
+		if _, err := acme.LoadRoots(a.CARoot); err != nil {
+			return fmt.Errorf("listener %q: tls.acme: %w", lc.Name, err)
+		}
+	}
+	return nil
+}

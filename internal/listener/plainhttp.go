@@ -1,0 +1,135 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// PlainHTTPOptions configures a [PlainHTTP] listener.
+type PlainHTTPOptions struct {
+	// Name is the HTTPS listener's name, for logs.
+	Name string
+	// Addr is host:port to listen on, usually 0.0.0.0:80.
+	Addr string
+	// HTTPSPort is the port redirects point to; 443 is left out of the URL.
+	HTTPSPort int
+	// Challenge, if set, wraps the redirect so that ACME HTTP-01
+	// validations are answered (see acme.Manager.HTTPHandler).
+	Challenge func(next http.Handler) http.Handler
+	// Logger receives the listener's logs. Nil means [slog.Default].
+	Logger *slog.Logger
+}
+
+// PlainHTTP is a listener's plain-HTTP socket. It never serves the API:
+// it answers ACME HTTP-01 challenges and redirects every other request to
+// the same host and path over HTTPS with 308, which keeps the method and
+// body (RFC 9110, section 15.4.9).
+type PlainHTTP struct {
+	name string
+	addr string
+	srv  *http.Server
+
+	mu sync.Mutex
+	ln net.Listener
+}
+
+// NewPlainHTTP builds the listener; [PlainHTTP.Listen] binds it.
+func NewPlainHTTP(o PlainHTTPOptions) *PlainHTTP {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("listener", o.Name, "plain_http", true)
+	var h http.Handler = redirectToHTTPS(o.HTTPSPort)
+	if o.Challenge != nil {
+		h = o.Challenge(h)
+	}
+	return &PlainHTTP{
+		name: o.Name,
+		addr: o.Addr,
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: DefaultReadHeaderTimeout,
+			IdleTimeout:       DefaultIdleTimeout,
+			ErrorLog:          log.New(errorLogWriter{logger}, "", 0),
+		},
+	}
+}
+
+// redirectToHTTPS answers 308 with the request's URL made https.
+func redirectToHTTPS(httpsPort int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if host == "" {
+			http.Error(w, "Bad Request: no Host header", http.StatusBadRequest)
+			return
+		}
+		if httpsPort != 0 && httpsPort != 443 {
+			host = net.JoinHostPort(host, strconv.Itoa(httpsPort))
+		} else if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+			host = "[" + host + "]"
+		}
+		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+	})
+}
+
+// Listen binds the address.
+func (p *PlainHTTP) Listen() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		return fmt.Errorf("listener %q: http_addr: already listening on %s", p.name, p.ln.Addr())
+	}
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return fmt.Errorf("listener %q: http_addr: %w", p.name, err)
+	}
+	p.ln = ln
+	return nil
+}
+
+// Addr is the bound address, or nil before Listen.
+func (p *PlainHTTP) Addr() net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		return nil
+	}
+	return p.ln.Addr()
+}
+
+// Serve serves until Shutdown, which makes it return nil.
+func (p *PlainHTTP) Serve() error {
+	p.mu.Lock()
+	ln := p.ln
+	p.mu.Unlock()
+	if ln == nil {
+		return fmt.Errorf("listener %q: http_addr: Serve before Listen", p.name)
+	}
+	if err := p.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("listener %q: http_addr: %w", p.name, err)
+	}
+	return nil
+}
+
+// Shutdown stops the listener, waiting for requests in flight until ctx
+// is done.
+func (p *PlainHTTP) Shutdown(ctx context.Context) error {
+	err := p.srv.Shutdown(ctx)
+	p.mu.Lock()
+	if p.ln != nil {
+		p.ln.Close()
+	}
+	p.mu.Unlock()
+	return err
+}

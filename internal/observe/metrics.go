@@ -30,6 +30,7 @@ type Metrics struct {
 	quotaExceeded    *prometheus.CounterVec
 	rejected         *prometheus.CounterVec
 	storeErrors      *prometheus.CounterVec
+	l4               *L4Metrics
 
 	unmatched *RouteMetrics
 }
@@ -123,6 +124,7 @@ func NewMetrics(version string) *Metrics {
 	})
 	info.Set(1)
 	f(info)
+	m.l4 = newL4Metrics(f)
 	m.unmatched = m.Route("(none)")
 	return m
 }

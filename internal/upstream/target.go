@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"net/url"
@@ -208,6 +209,15 @@ type trackedConn struct {
 	t      *Target
 	addr   string
 	closed sync.Once
+}
+
+// CloseWrite shuts the writing half of a TCP connection, so the L4 tier
+// can pass a client's half-close on to the target.
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 func (c *trackedConn) Close() error {

@@ -50,8 +50,8 @@ type Gateway struct {
 	// partnerAddrs are the bound partner sockets, http and tcp, in config
 	// order.
 	partnerAddrs []func() net.Addr
-	admin     *http.Server
-	adminLn   net.Listener
+	admin        *http.Server
+	adminLn      net.Listener
 	// adminCerts serves the admin API over HTTPS when admin.tls is set.
 	adminCerts *listener.Certs
 	// store lives as long as the process: a reload cannot move it (bolt

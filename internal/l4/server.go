@@ -109,6 +109,25 @@ func (c *conn) close() {
 	}
 }
 
+// abort closes c's sockets without the TLS close_notify a Close would
+// try to write, which could wait on a peer that does not read.
+func (c *conn) abort() {
+	c.forced.Store(true)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rawConn(c.client).Close()
+	if c.target != nil {
+		rawConn(c.target).Close()
+	}
+}
+
+func rawConn(c net.Conn) net.Conn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return c
+}
+
 // New checks o and builds the server. It does not bind the address.
 func New(o Options) (*Server, error) {
 	if o.Addr == "" {
@@ -305,8 +324,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	for c := range s.conns {
-		c.forced.Store(true)
-		c.close()
+		c.abort()
 	}
 	s.mu.Unlock()
 	s.handlers.Wait()

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -121,6 +122,12 @@ func TestL4FromConfig(t *testing.T) {
 		}
 	}
 
+	// The tls health check ran through the gateway's wiring, verified
+	// with the upstream's pins.
+	waitFor(t, "a passing tls health check of upstream pass", func() bool {
+		return metricValue(t, h.g, "drawbridge_health_checks_total", map[string]string{"upstream": "pass", "result": "ok"}) >= 1
+	})
+
 	// Reload: the passthrough listener now takes every name.
 	h.rewrite(strings.Replace(readConfig(t, h.cfg), "backend.internal: pass", `"*": pass`, 1))
 	if err := h.g.Reload(); err != nil {
@@ -146,4 +153,109 @@ func readConfig(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return text
+}
+
+// metricValue returns the value of counter or gauge name with labels
+// from g's registry, or 0.
+func metricValue(t *testing.T, g *Gateway, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := g.metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+// TestL4ShutdownDrains: stopping the gateway stops the tcp listener
+// accepting, and a connection in the middle of a request still gets its
+// answer before Run returns.
+func TestL4ShutdownDrains(t *testing.T) {
+	t.Parallel()
+	bc := backendCert(t)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	srv := backend(t, bc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		io.WriteString(w, "drained")
+	}))
+	h := newHarness(t, `
+listeners:
+  - name: nlb
+    type: tcp
+    addr: 127.0.0.1:0
+    tls: {mode: passthrough}
+    sni: {"*": pass}
+admin: {addr: "off"}
+store: {type: memory}
+log: {access: "off"}
+shutdown_grace: 1m
+upstreams:
+  pass:
+    targets: [tcp://`+strings.TrimPrefix(srv.URL, "https://")+`]
+`)
+	h.start()
+	addr := h.g.ListenerAddrs()[0].String()
+	type result struct {
+		body string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		body, _, err := getThrough(t, addr, "backend.internal", bc.Pool(), "/slow")
+		got <- result{body, err}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach the backend")
+	}
+	h.cancel()
+	waitFor(t, "the tcp listener to stop accepting", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	})
+	select {
+	case err := <-h.done:
+		t.Fatalf("Run returned (%v) while a connection was still open", err)
+	default:
+	}
+	close(release)
+	if r := <-got; r.err != nil || r.body != "drained" {
+		t.Errorf("request open across shutdown: got %q, %v; want drained", r.body, r.err)
+	}
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the last connection ended")
+	}
+	h.cancel = nil
 }

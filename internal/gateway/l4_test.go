@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,9 +117,11 @@ func TestL4FromConfig(t *testing.T) {
 	for _, l := range accessLines(t, log) {
 		results[l["listener"].(string)+" "+l["sni"].(string)] = l["result"].(string)
 	}
-	for key, want := range map[string]string{"nlb backend.internal": "ok", "nlb-tls localhost": "ok", "nlb unrouted.example": "no_route"} {
-		if results[key] != want {
-			t.Errorf("access log result for %s: got %q, want %q (all: %v)", key, results[key], want, results)
+	// Which side closes first is the HTTP client's and server's business:
+	// a close_notify that crosses the other side's close is a reset.
+	for key, want := range map[string]string{"nlb backend.internal": "ok|reset", "nlb-tls localhost": "ok|reset", "nlb unrouted.example": "no_route"} {
+		if !slices.Contains(strings.Split(want, "|"), results[key]) {
+			t.Errorf("access log result for %s: got %q, want %s (all: %v)", key, results[key], want, results)
 		}
 	}
 

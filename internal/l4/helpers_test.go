@@ -180,6 +180,23 @@ func (g *gateway) waitEntry(t *testing.T, n int) map[string]any {
 	return g.entries(t)[n-1]
 }
 
+// waitEntryFor waits for the access-log line of the connection from
+// client (ip:port) and returns it.
+func (g *gateway) waitEntryFor(t *testing.T, client string) map[string]any {
+	t.Helper()
+	var found map[string]any
+	testutil.WaitFor(t, "the access log line of "+client, func() bool {
+		for _, e := range g.entries(t) {
+			if e["client"] == client {
+				found = e
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
 // counter returns the value of the metric name with labels, or 0.
 func (g *gateway) counter(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()

@@ -31,6 +31,7 @@ const (
 	ResultConnect     = "connect"      // no target accepted the connection
 	ResultUpstreamTLS = "upstream_tls" // the target's TLS failed or was not verified
 	ResultIdle        = "idle_timeout" // no bytes either way for the idle timeout
+	ResultReset       = "reset"        // a peer reset the connection (often at close: data crossed a close)
 	ResultShutdown    = "shutdown"     // closed at the end of the shutdown grace
 	ResultError       = "error"        // a read or write failed mid-connection
 )
@@ -409,6 +410,10 @@ func (s *Server) handle(c *conn) {
 		rec.Result = ResultOK
 	case errors.Is(err, errIdle):
 		rec.Result, rec.Error = ResultIdle, fmt.Sprintf("no bytes either way for %s", s.o.IdleTimeout)
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		// Common and harmless at close: one side's last bytes (a TLS
+		// close_notify) reach a peer that has closed already.
+		rec.Result, rec.Error = ResultReset, err.Error()
 	default:
 		rec.Result, rec.Error = ResultError, err.Error()
 	}

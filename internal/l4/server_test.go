@@ -354,7 +354,7 @@ func TestShutdownDrains(t *testing.T) {
 			} else if err := <-shut; err == nil {
 				t.Errorf("Shutdown with a connection past the grace: got nil, want the context's error")
 			}
-			if e := g.waitEntry(t, 1); e["result"] != tc.wantResult {
+			if e := g.waitEntryFor(t, s.raw.LocalAddr().String()); e["result"] != tc.wantResult {
 				t.Errorf("access log: got %v, want result %s", e, tc.wantResult)
 			}
 		})

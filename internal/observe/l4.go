@@ -20,7 +20,7 @@ func newL4Metrics(register func(prometheus.Collector)) *L4Metrics {
 	m := &L4Metrics{
 		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drawbridge_l4_connections_total",
-			Help: "Closed connections of tcp listeners by listener, upstream (\"\" when none was chosen) and result (ok, no_route, bad_hello, client_tls, no_target, connect, upstream_tls, idle_timeout, shutdown, error).",
+			Help: "Closed connections of tcp listeners by listener, upstream (\"\" when none was chosen) and result (ok, no_route, bad_hello, client_tls, no_target, connect, upstream_tls, idle_timeout, reset, shutdown, error).",
 		}, []string{"listener", "upstream", "result"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drawbridge_l4_bytes_total",

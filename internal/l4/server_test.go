@@ -406,3 +406,54 @@ func TestTableMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedBeforeRouting: a client too slow to send its ClientHello is
+// cut off at the hello timeout, and in terminate mode a failed client
+// handshake is its own result; neither reaches a target.
+func TestRefusedBeforeRouting(t *testing.T) {
+	t.Parallel()
+	back := startBackend(t, "onprem", false, "api.example.com")
+	p := pool(t, "onprem", upstream.PassiveOptions{}, back.addr())
+
+	t.Run("slow hello", func(t *testing.T) {
+		t.Parallel()
+		g := startServer(t, Options{HelloTimeout: 100 * time.Millisecond}, map[string]*Route{"*": {Upstream: "onprem", Pool: p}})
+		c, err := net.Dial("tcp", g.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write([]byte{0x16, 0x03, 0x01}) // a record header begun, never finished
+		if got, _ := io.ReadAll(c); len(got) != 0 {
+			t.Errorf("answer to a stalled hello: got %q, want nothing", got)
+		}
+		e := g.waitEntryFor(t, c.LocalAddr().String())
+		if e["result"] != ResultBadHello || !strings.Contains(e["error"].(string), "timeout") {
+			t.Errorf("access log: got %v, want result %s with a timeout error", e, ResultBadHello)
+		}
+	})
+
+	t.Run("client handshake fails", func(t *testing.T) {
+		t.Parallel()
+		front := certs.SelfSigned(t, certs.Options{DNSNames: []string{"api.example.com"}})
+		certFile, keyFile := front.WriteFiles(t, t.TempDir())
+		lc, err := listener.LoadCerts(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := transport.NewHandshaker(transport.Options{Upstream: "onprem", Pins: []string{transport.SPKIPin(back.cert.Cert)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := startServer(t, Options{Certs: lc}, map[string]*Route{"*": {Upstream: "onprem", Pool: p, TLS: h}})
+		// The client trusts the backend, not the listener: it refuses the
+		// listener's certificate.
+		if _, err := dialTLS(t, g.addr(), "api.example.com", back.cert.Pool()); err == nil {
+			t.Fatal("handshake trusting another certificate: got success, want failure")
+		}
+		if e := g.waitEntry(t, 1); e["result"] != ResultClientTLS || e["upstream"] != "" {
+			t.Errorf("access log: got %v, want result %s and no upstream", e, ResultClientTLS)
+		}
+	})
+}

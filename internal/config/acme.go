@@ -45,6 +45,9 @@ func (v *validator) acmeListeners() {
 	httpAddrs := map[string]int{}
 	for i := range v.cfg.Listeners {
 		l := &v.cfg.Listeners[i]
+		if l.Type == ListenerTCP {
+			continue // tcpListener refuses acme and http_addr there
+		}
 		obj := listenerName(l, i)
 		v.httpAddr(l, obj, httpAddrs)
 		a := l.TLS.ACME

@@ -182,7 +182,7 @@ func TestLoadFull(t *testing.T) {
 		{"dial timeout", on.DialTimeout.D(), 500 * time.Millisecond},
 		{"max idle conns", on.MaxIdleConns, 8},
 		{"max conns", on.MaxConns, 100},
-		{"health", *on.Health, HealthCheck{Line: 34, Path: "/healthz", Interval: Duration(5 * time.Second), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 5}},
+		{"health", *on.Health, HealthCheck{Line: 34, Type: HealthHTTP, Path: "/healthz", Interval: Duration(5 * time.Second), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 5}},
 		{"passive", on.Passive, Passive{Line: 40, MaxFails: -1, FailWindow: Duration(20 * time.Second), EjectFor: Duration(time.Minute)}},
 		{"http target kept with allow_insecure", legacy.Targets, []string{"http://127.0.0.1:8080"}},
 		{"legacy defaults: balance", legacy.Balance, DefaultBalance},
@@ -425,7 +425,7 @@ func TestProblems(t *testing.T) {
 		{"no targets", replace("targets: [https://10.0.0.5]", "targets: []"), `drawbridge.yaml:6: upstream "onprem": no targets; add targets: [https://HOST:PORT]`},
 		{"plaintext refused", replace("targets: [https://10.0.0.5]", "targets: [http://10.0.0.5]"), `drawbridge.yaml:6: upstream "onprem": target "http://10.0.0.5": plaintext http:// is refused; use https:// or set allow_insecure: true (insecure)`},
 		{"target without scheme", replace("https://10.0.0.5", "10.0.0.5:443"), `drawbridge.yaml:6: upstream "onprem": target "10.0.0.5:443" is not a URL; write it as "https://10.0.0.5:443"`},
-		{"target other scheme", replace("https://10.0.0.5", "ftp://10.0.0.5"), `drawbridge.yaml:6: upstream "onprem": target "ftp://10.0.0.5": scheme must be https://, got "ftp://"`},
+		{"target other scheme", replace("https://10.0.0.5", "ftp://10.0.0.5"), `drawbridge.yaml:6: upstream "onprem": target "ftp://10.0.0.5": scheme must be https:// (or, for tcp listeners, tcp:// or tls://), got "ftp://"`},
 		{"target with path", replace("https://10.0.0.5", "https://10.0.0.5/api"), `drawbridge.yaml:6: upstream "onprem": target "https://10.0.0.5/api": a path is not allowed; targets are scheme://host:port, and a route's upstream_path rewrites paths`},
 		{"target with query", replace("https://10.0.0.5", "'https://10.0.0.5?a=b'"), `drawbridge.yaml:6: upstream "onprem": target "https://10.0.0.5?a=b": a query string is not allowed; targets are scheme://host:port`},
 		{"target with userinfo", replace("https://10.0.0.5", "https://u:p@10.0.0.5"), `drawbridge.yaml:6: upstream "onprem": target "https://u:p@10.0.0.5": user:password@ is not allowed; credentials in URLs end up in logs`},
@@ -750,7 +750,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(fullConfig))
 	f.Add([]byte("a: &a [*a]\nb: &b {<<: *b}\n"))
 	f.Add([]byte("listeners: [{addr: '${X}', tls: {cert: $${y}}}]\nplans: {p: {quota: {period: week, offset: -1}}}\n"))
-	for _, name := range []string{"many_errors", "types", "env", "syntax"} {
+	for _, name := range []string{"many_errors", "types", "env", "syntax", "l4_good", "l4_errors"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", name+".yaml")); err == nil {
 			f.Add(b)
 		}

@@ -110,6 +110,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, w where, line int) {
 		d.decodeDuration(n, v, w)
 		return
 	}
+	if v.Type() == sniRoutesType {
+		d.decodeSNI(n, v, w)
+		return
+	}
 	switch v.Kind() {
 	case reflect.Pointer:
 		e := reflect.New(v.Type().Elem())

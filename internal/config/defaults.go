@@ -15,6 +15,9 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	// DefaultIdleTimeout closes idle keep-alive connections.
 	DefaultIdleTimeout = 120 * time.Second
+	// DefaultTCPIdleTimeout closes a tcp listener's connection after this
+	// long with no bytes either way: AWS Network Load Balancer's value.
+	DefaultTCPIdleTimeout = 350 * time.Second
 	// DefaultMaxHeaderBytes is net/http's own default (1 MiB).
 	DefaultMaxHeaderBytes = 1 << 20
 	// DefaultMaxBodyBytes is API Gateway's payload limit (10 MiB).

@@ -40,7 +40,8 @@ type Config struct {
 	lines map[any]int
 }
 
-// Listener is one partner-facing HTTPS socket.
+// Listener is one partner-facing socket: HTTPS (type http, the default)
+// or TLS routed by SNI (type tcp, the L4 tier).
 type Listener struct {
 	Line int `yaml:"-"`
 	// Name identifies the listener in logs and metrics. It defaults to Addr.
@@ -48,12 +49,22 @@ type Listener struct {
 	// Addr is host:port to listen on. Required.
 	Addr string      `yaml:"addr"`
 	TLS  ListenerTLS `yaml:"tls"`
+	// Type is "http" (default: HTTPS for the API routes) or "tcp": the L4
+	// tier, which routes each TLS connection by its SNI (see SNI) to an
+	// upstream and copies bytes, as a network load balancer does.
+	Type string `yaml:"type"`
+	// SNI routes a tcp listener's connections by TLS server name to an
+	// upstream: exact names, one-label wildcards ("*.example.com") and
+	// "*" for anything else, including no SNI. Required for tcp listeners.
+	SNI SNIRoutes `yaml:"sni,omitempty"`
 
 	// ReadHeaderTimeout bounds how long a client may take to send request
 	// headers. It defaults to DefaultReadHeaderTimeout.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
 	// IdleTimeout closes keep-alive connections idle this long. It defaults
-	// to DefaultIdleTimeout.
+	// to DefaultIdleTimeout; on a tcp listener it closes a connection with
+	// no bytes either way for this long, and defaults to
+	// DefaultTCPIdleTimeout.
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes caps request line plus headers. It defaults to
 	// DefaultMaxHeaderBytes.
@@ -92,6 +103,11 @@ type ListenerTLS struct {
 	// With Cert and Key too, those names are served the ACME certificate
 	// and every other name the file certificate (see acme.go).
 	ACME *ACME `yaml:"acme,omitempty"`
+	// Mode is for tcp listeners only, and required there: "passthrough"
+	// (the TLS session goes untouched to the target, whose own certificate
+	// the client sees; no cert or key here) or "terminate" (this listener's
+	// certificate is served and the target reached over verified TLS).
+	Mode string `yaml:"mode,omitempty"`
 }
 
 // Admin is the operators' listener: /metrics, /healthz, /readyz.
@@ -117,7 +133,9 @@ type Upstream struct {
 	// Name is the map key, filled in by Load.
 	Name string `yaml:"-"`
 	// Targets are https:// URLs (host or IP, port defaults to 443).
-	// http:// is refused unless AllowInsecure is set.
+	// http:// is refused unless AllowInsecure is set. Upstreams of tcp
+	// listeners have tcp://host:port targets (passthrough: raw TCP) or
+	// tls:// or https:// ones (terminate: verified TLS).
 	Targets []string    `yaml:"targets"`
 	TLS     UpstreamTLS `yaml:"tls"`
 	// AllowInsecure permits http:// targets and tls.insecure_skip_verify.
@@ -149,6 +167,11 @@ type Upstream struct {
 
 	Health  *HealthCheck `yaml:"health"`
 	Passive Passive      `yaml:"passive"`
+
+	// ProxyProtocol is "v1" or "v2" to send a PROXY protocol header with
+	// the client's address before anything else on each connection (tcp
+	// listeners only; the target must expect it). Empty sends none.
+	ProxyProtocol string `yaml:"proxy_protocol,omitempty"`
 }
 
 // UpstreamTLS says how the backend's certificate is verified. Trust is the
@@ -193,8 +216,13 @@ type UpstreamTLS struct {
 // Active checks find a dead target before a partner request does, at the
 // cost of steady background traffic.
 type HealthCheck struct {
-	Line int    `yaml:"-"`
-	Path string `yaml:"path"` // required, e.g. /healthz
+	Line int `yaml:"-"`
+	// Type is "http" (a GET of Path; the default for https:// targets),
+	// "tcp" (a TCP connect; the default for tcp:// targets) or "tls" (a
+	// TLS handshake verified with the upstream's tls settings; the
+	// default for tls:// targets).
+	Type string `yaml:"type"`
+	Path string `yaml:"path"` // required for type http, e.g. /healthz
 	// Interval between checks of one target. It defaults to DefaultHealthInterval.
 	Interval Duration `yaml:"interval"`
 	// Timeout of one check. It defaults to DefaultHealthTimeout.

@@ -74,6 +74,7 @@ func (v *validator) run() {
 	}
 	v.partners()
 	v.routes()
+	v.l4()
 	v.store()
 	v.acmeListeners() // after store: ACME storage defaults beside the bolt file
 	v.throttle(c.Throttle, "gateway", "throttle", v.topLine("throttle"))
@@ -243,6 +244,17 @@ func (v *validator) listeners() {
 				names[l.Name] = l.Line
 			}
 		}
+
+		switch l.Type {
+		case "", ListenerHTTP:
+			l.Type = ListenerHTTP
+		case ListenerTCP:
+			v.tcpListener(l, obj)
+			continue
+		default:
+			v.add(v.line(&l.Type, l.Line), "%s: type must be http or tcp, got %q", obj, l.Type)
+		}
+		v.httpListenerL4Keys(l, obj)
 
 		t := &l.TLS
 		tlsLine := v.line(t, l.Line)
@@ -533,13 +545,13 @@ func normalizeTarget(raw string, allowInsecure bool) (norm, scheme, msg string) 
 		return "", "", fmt.Sprintf("target %s is not a valid URL: %v", q, err)
 	}
 	switch u.Scheme {
-	case "https":
+	case "https", "tcp", "tls":
 	case "http":
 		if !allowInsecure {
 			return "", "", fmt.Sprintf("target %s: plaintext http:// is refused; use https:// or set allow_insecure: true (insecure)", q)
 		}
 	default:
-		return "", "", fmt.Sprintf("target %s: scheme must be https://, got %q", q, u.Scheme+"://")
+		return "", "", fmt.Sprintf("target %s: scheme must be https:// (or, for tcp listeners, tcp:// or tls://), got %q", q, u.Scheme+"://")
 	}
 	switch {
 	case u.User != nil:
@@ -594,9 +606,13 @@ func (v *validator) upstream(u *Upstream) {
 		}
 		seen[norm] = line
 		u.Targets[i] = norm
-		if scheme == "https" && firstHTTPS == "" {
+		if (scheme == "https" || scheme == "tls") && firstHTTPS == "" {
 			firstHTTPS = norm
 		}
+	}
+	v.checkTargetKinds(u, obj)
+	if u.Scheme() == "tcp" {
+		v.tcpUpstream(u, obj)
 	}
 
 	if t.InsecureSkipVerify && !u.AllowInsecure {
@@ -633,14 +649,7 @@ func (v *validator) upstream(u *Upstream) {
 	}
 
 	if h := u.Health; h != nil {
-		switch {
-		case h.Path == "":
-			if !v.bad[&h.Path] {
-				v.add(h.Line, "%s: health.path is required, e.g. path: /healthz", obj)
-			}
-		case !strings.HasPrefix(h.Path, "/"):
-			v.add(v.line(&h.Path, h.Line), "%s: health.path %q must start with \"/\"", obj, h.Path)
-		}
+		v.healthCheck(u, h, obj)
 		v.duration(&h.Interval, obj, "health.interval", DefaultHealthInterval, h.Line)
 		v.duration(&h.Timeout, obj, "health.timeout", DefaultHealthTimeout, h.Line)
 		v.count(&h.HealthyThreshold, obj, "health.healthy_threshold", DefaultHealthyThreshold, 1, h.Line)

@@ -124,6 +124,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) []Hop {
 // checkListener checks a listener's certificate, key and client CA file.
 func checkListener(lc config.Listener, now time.Time) Hop {
 	h := Hop{Kind: KindListener, Name: lc.Name, Target: lc.Addr}
+	if lc.Type == config.ListenerTCP && lc.TLS.Mode == config.ModePassthrough {
+		// Passthrough serves no certificate: each target's own is checked
+		// as its upstream's hop.
+		h.Status, h.Detail = OK, fmt.Sprintf("tcp passthrough, %d sni routes, targets serve their own certificates", len(lc.SNI))
+		return h
+	}
 	certs, err := listener.LoadCerts(lc.TLS.Cert, lc.TLS.Key)
 	if err != nil {
 		h.Status, h.Detail = Fail, err.Error()
@@ -254,12 +260,12 @@ func checkTarget(ctx context.Context, uc *config.Upstream, raw string, o Options
 		return h
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http") {
+	if err != nil || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "tcp" && u.Scheme != "tls") {
 		return fail(fmt.Sprintf("target %q is not a URL https://host:port", raw), "write the target as https://host:port")
 	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
-		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+		port = map[string]string{"https": "443", "http": "80", "tcp": "443", "tls": "443"}[u.Scheme]
 	}
 	hostport := net.JoinHostPort(host, port)
 	var notes []string
@@ -311,6 +317,13 @@ func checkTarget(ctx context.Context, uc *config.Upstream, raw string, o Options
 	if reached == "" {
 		return fail("unreachable: "+strings.Join(dialErrs, "; "),
 			fmt.Sprintf("check routing and firewalls from this machine to %s, and that the backend listens on port %s", strings.Join(addrs, ", "), port))
+	}
+
+	if u.Scheme == "tcp" && (uc.Health == nil || uc.Health.Type != config.HealthTLS) {
+		// A passthrough target's TLS is the client's to verify; the L4
+		// tier only needs it to accept connections.
+		h.Status, h.Detail = OK, strings.Join(append(notes, "tcp reachable (passthrough: its TLS is the client's to verify)"), ", ")
+		return h
 	}
 
 	if u.Scheme == "http" {
@@ -398,7 +411,9 @@ func checkTarget(ctx context.Context, uc *config.Upstream, raw string, o Options
 		notes = append(notes, note)
 		status, fix = worse(status, fix, st, f)
 	}
-	if uc.Health != nil {
+	if uc.Health != nil && (uc.Health.Type == config.HealthTCP || uc.Health.Type == config.HealthTLS) {
+		notes = append(notes, "health "+uc.Health.Type+" ok")
+	} else if uc.Health != nil {
 		st, note, f := health(ctx, uc, tr, hostport, "https", o.Timeout)
 		notes = append(notes, note)
 		status, fix = worse(status, fix, st, f)

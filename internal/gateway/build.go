@@ -16,6 +16,7 @@ import (
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
 	"github.com/drawbridge-gw/drawbridge/internal/health"
+	"github.com/drawbridge-gw/drawbridge/internal/l4"
 	"github.com/drawbridge-gw/drawbridge/internal/observe"
 	"github.com/drawbridge-gw/drawbridge/internal/proxy"
 	"github.com/drawbridge-gw/drawbridge/internal/router"
@@ -37,6 +38,8 @@ type chain struct {
 	// seedPlans, if set, still has to write the config's plans to the
 	// store (it was unreachable when the chain was built).
 	seedPlans func(context.Context) error
+	// l4Tables are the tcp listeners' SNI routes, by listener name.
+	l4Tables map[string]*l4.Table
 }
 
 // seedRetry is how often plans are retried while the store is down.
@@ -54,6 +57,12 @@ type builtUpstream struct {
 	health          *config.HealthCheck
 	metrics         *observe.UpstreamMetrics
 	hostHeader      string // the upstream's server_name, or "" for the target's host
+	// opts is how targets are verified; handshaker verifies that way over
+	// a connection dialed by the L4 tier or a TLS health check (nil when
+	// nothing needs it), and transport is nil for tcp:// and tls://
+	// upstreams, which carry no HTTP.
+	opts       transport.Options
+	handshaker *transport.Handshaker
 }
 
 // buildChain builds the handler chain for cfg without starting anything:
@@ -73,6 +82,10 @@ func buildChain(cfg *config.Config, st store.Store, keys *auth.KeyCache, metrics
 		}
 		ups[name] = u
 		c.upstreams = append(c.upstreams, u)
+	}
+
+	if c.l4Tables, err = buildL4Tables(cfg, ups); err != nil {
+		return nil, err
 	}
 
 	routes := make([]router.Route, 0, len(cfg.Routes))
@@ -129,6 +142,13 @@ func buildUpstream(uc *config.Upstream, metrics *observe.Metrics, logger *slog.L
 	}
 	opts.DialContext = pool.DialContext
 	opts.OnVerified = bu.metrics.CertSeen
+	if err := bu.l4Upstream(uc, opts); err != nil {
+		return nil, err
+	}
+	if rawTCP(uc) {
+		bu.pool = pool
+		return bu, nil
+	}
 	tr, err := transport.New(opts)
 	if err != nil {
 		return nil, err
@@ -397,6 +417,7 @@ func (c *chain) start(logger *slog.Logger) {
 			OnResult: func(target string, up bool, _ time.Duration, _ error) {
 				um.HealthCheck(target, up)
 			},
+			Probe: u.healthProbe(),
 		}, &http.Client{Transport: u.healthTransport}, checks)
 	}
 }
@@ -432,7 +453,9 @@ func (c *chain) stop() {
 		c.cancel()
 	}
 	for _, u := range c.upstreams {
-		u.transport.CloseIdleConnections()
+		if u.transport != nil {
+			u.transport.CloseIdleConnections()
+		}
 		if u.healthTransport != nil {
 			u.healthTransport.CloseIdleConnections()
 		}

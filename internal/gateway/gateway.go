@@ -19,6 +19,7 @@ import (
 
 	"github.com/drawbridge-gw/drawbridge/internal/auth"
 	"github.com/drawbridge-gw/drawbridge/internal/config"
+	"github.com/drawbridge-gw/drawbridge/internal/l4"
 	"github.com/drawbridge-gw/drawbridge/internal/listener"
 	"github.com/drawbridge-gw/drawbridge/internal/observe"
 	"github.com/drawbridge-gw/drawbridge/internal/store"
@@ -44,8 +45,13 @@ type Gateway struct {
 	metrics *observe.Metrics
 
 	listeners []*listener.Server
-	admin     *http.Server
-	adminLn   net.Listener
+	// l4 are the tcp listeners (the L4 tier).
+	l4 []*l4.Server
+	// partnerAddrs are the bound partner sockets, http and tcp, in config
+	// order.
+	partnerAddrs []func() net.Addr
+	admin        *http.Server
+	adminLn      net.Listener
 	// adminCerts serves the admin API over HTTPS when admin.tls is set.
 	adminCerts *listener.Certs
 	// store lives as long as the process: a reload cannot move it (bolt
@@ -98,6 +104,18 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	for _, lc := range cfg.Listeners {
+		if lc.Type == config.ListenerTCP {
+			srv, err := newL4Server(lc, g)
+			if err != nil {
+				return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
+			}
+			g.l4 = append(g.l4, srv)
+			g.partnerAddrs = append(g.partnerAddrs, srv.Addr)
+			if err := srv.Listen(); err != nil {
+				return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
+			}
+			continue
+		}
 		opts := listenerOptions(lc, g)
 		al, err := g.newACMEListener(lc, &opts)
 		if err != nil {
@@ -110,6 +128,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
 		}
 		g.listeners = append(g.listeners, srv)
+		g.partnerAddrs = append(g.partnerAddrs, srv.Addr)
 		if err := srv.Listen(); err != nil {
 			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
 		}
@@ -243,6 +262,7 @@ func (g *Gateway) swap(c *chain) {
 			Listener:  srv.Name(),
 		}, c.handler))
 	}
+	g.setL4Routes(c)
 	g.metrics.SetTargetStates(c.targetStates)
 	old := g.current.Swap(c)
 	if old == nil {
@@ -304,6 +324,7 @@ func (g *Gateway) reload() error {
 			certErrs = append(certErrs, fmt.Errorf("listener %q: %w", srv.Name(), err))
 		}
 	}
+	certErrs = append(certErrs, g.reloadL4Certs()...)
 	if g.adminCerts != nil {
 		err := g.adminCerts.Reload()
 		g.metrics.CertReload("admin", err)
@@ -384,6 +405,8 @@ func listenerChanges(o, l config.Listener) []string {
 		{"tls.client_auth", o.TLS.ClientAuth != l.TLS.ClientAuth},
 		{"tls.acme", !sameACME(o.TLS.ACME, l.TLS.ACME)},
 		{"http_addr", o.HTTPAddr != l.HTTPAddr},
+		{"type", o.Type != l.Type},
+		{"tls.mode", o.TLS.Mode != l.TLS.Mode},
 		{"read_header_timeout", o.ReadHeaderTimeout != l.ReadHeaderTimeout},
 		{"idle_timeout", o.IdleTimeout != l.IdleTimeout},
 		{"max_header_bytes", o.MaxHeaderBytes != l.MaxHeaderBytes},
@@ -398,10 +421,11 @@ func listenerChanges(o, l config.Listener) []string {
 // Run serves until ctx is done, then drains: it stops accepting, waits up
 // to the config's shutdown_grace for in-flight requests, and returns.
 func (g *Gateway) Run(ctx context.Context) error {
-	errs := make(chan error, 2*len(g.listeners)+1)
+	errs := make(chan error, 2*len(g.listeners)+len(g.l4)+1)
 	// ACME first: stored certificates are in place before the first
 	// handshake is accepted.
 	g.startACME(errs)
+	g.serveL4(ctx, errs)
 	for _, srv := range g.listeners {
 		go func() { errs <- srv.Serve() }()
 		go srv.Certs().Watch(ctx, g.logger, func(leaf *x509.Certificate, err error) {
@@ -446,6 +470,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		})
 	}
+	for _, srv := range g.l4 {
+		wg.Go(func() {
+			if err := srv.Shutdown(sctx); err != nil {
+				g.logger.Warn("listener did not drain in time; connections closed", "listener", srv.Name(), "error", err.Error())
+			}
+		})
+	}
 	wg.Wait()
 	g.stopACME(sctx)
 	if g.admin != nil {
@@ -466,9 +497,9 @@ func (g *Gateway) Store() store.Store { return g.store }
 
 // ListenerAddrs are the bound partner addresses, in config order.
 func (g *Gateway) ListenerAddrs() []net.Addr {
-	addrs := make([]net.Addr, len(g.listeners))
-	for i, srv := range g.listeners {
-		addrs[i] = srv.Addr()
+	addrs := make([]net.Addr, len(g.partnerAddrs))
+	for i, addr := range g.partnerAddrs {
+		addrs[i] = addr()
 	}
 	return addrs
 }
@@ -483,6 +514,9 @@ func (g *Gateway) AdminAddr() net.Addr {
 
 func (g *Gateway) closeListeners() {
 	for _, srv := range g.listeners {
+		srv.Shutdown(context.Background())
+	}
+	for _, srv := range g.l4 {
 		srv.Shutdown(context.Background())
 	}
 	g.closeACME()
@@ -523,9 +557,17 @@ func Check(cfg *config.Config) error {
 			add(cfg.Upstreams[name].TLS.Line, err)
 			continue
 		}
-		u.transport.CloseIdleConnections()
+		if u.transport != nil {
+			u.transport.CloseIdleConnections()
+		}
 	}
 	for _, lc := range cfg.Listeners {
+		if lc.Type == config.ListenerTCP {
+			if err := checkL4Listener(lc); err != nil {
+				add(lc.TLS.Line, err)
+			}
+			continue
+		}
 		// listener.New reads and checks every file (certificate, key,
 		// client CAs, revoked list) without binding the socket.
 		opts := listenerOptions(lc, &Gateway{metrics: metrics, logger: discard})

@@ -72,6 +72,11 @@ type Options struct {
 	// why (err is nil exactly when up is true). It runs on the check's
 	// goroutine, so it must not block; metrics record results here.
 	OnResult func(target string, up bool, latency time.Duration, err error)
+	// Probe, if set, replaces the GET: it checks the target whose base URL
+	// is u and returns nil when the target is healthy. Path, Host and the
+	// client are then unused. [TCPProbe] and [TLSProbe] are the L4 tier's
+	// checks; thresholds, timeout and verdicts work as for GETs.
+	Probe func(ctx context.Context, u *url.URL) error
 }
 
 // Check is one target to check.
@@ -131,6 +136,7 @@ func Run(ctx context.Context, o Options, client *http.Client, checks []Check) {
 			opts:   o,
 			client: &c,
 			url:    joinURL(ch.URL, path),
+			base:   ch.URL,
 			name:   name,
 			target: ch.Target,
 			logger: logger.With("target", name),
@@ -192,6 +198,7 @@ type checker struct {
 	opts   Options
 	client *http.Client
 	url    string
+	base   *url.URL
 	name   string
 	target StatusSetter
 	logger *slog.Logger
@@ -243,6 +250,9 @@ var errStatus = errors.New("unhealthy status")
 func (k *checker) get(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
 	defer cancel()
+	if k.opts.Probe != nil {
+		return k.opts.Probe(ctx, k.base)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
 		return fmt.Errorf("building request for %s: %w", k.url, err)

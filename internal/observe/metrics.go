@@ -31,6 +31,7 @@ type Metrics struct {
 	rejected         *prometheus.CounterVec
 	storeErrors      *prometheus.CounterVec
 	acmeOrders       *prometheus.CounterVec
+	l4               *L4Metrics
 
 	unmatched *RouteMetrics
 }
@@ -126,6 +127,7 @@ func NewMetrics(version string) *Metrics {
 	})
 	info.Set(1)
 	f(info)
+	m.l4 = newL4Metrics(f)
 	m.unmatched = m.Route("(none)")
 	return m
 }

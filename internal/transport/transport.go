@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -74,19 +73,9 @@ func New(o Options) (*http.Transport, error) {
 			return nil, dialErr(addr, OpDial, errors.New("plaintext connection refused: use https"))
 		}
 	}
-	// net/http only tells the TLS config which host it dials by setting
-	// ServerName on a per-connection clone, and crypto/tls hides that name
-	// from VerifyConnection for IP targets (no SNI is sent for IPs). So the
-	// TLS dial is done here, where the dialed host is known.
+	// The TLS dial is done here, where the dialed host is known: see
+	// handshake for why.
 	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, dialErr(addr, OpDial, err)
-		}
-		name := o.ServerName
-		if name == "" {
-			name = host
-		}
 		// net/http dials under a context without the request's deadline,
 		// so a timeout here is always the dial timeout, never the route's.
 		ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -95,15 +84,10 @@ func New(o Options) (*http.Transport, error) {
 		if err != nil {
 			return nil, dialErr(addr, OpDial, err)
 		}
-		cfg := base.Clone()
-		cfg.ServerName = name
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			return v.verify(cs, name)
-		}
-		conn := tls.Client(raw, cfg)
-		if err := conn.HandshakeContext(ctx); err != nil {
+		conn, err := handshake(ctx, base, v, o.Upstream, o.ServerName, raw, addr)
+		if err != nil {
 			raw.Close()
-			return nil, dialErr(addr, OpHandshake, err)
+			return nil, err
 		}
 		return conn, nil
 	}

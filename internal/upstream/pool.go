@@ -18,8 +18,9 @@ import (
 type PoolOptions struct {
 	// Name is the upstream's name, used in logs.
 	Name string
-	// Targets are "https://host:port" or "http://host:port" URLs; the port
-	// defaults to the scheme's. The host may be an IP literal or a DNS name.
+	// Targets are "https://host:port" or "http://host:port" URLs, or the
+	// L4 tier's "tcp://host:port" and "tls://host:port"; the port defaults
+	// to the scheme's (443 for tcp and tls). The host may be an IP literal or a DNS name.
 	// At least one is required.
 	Targets []string
 	// Balance is BalanceRoundRobin (the default when empty) or
@@ -169,12 +170,14 @@ func newTarget(raw string) (*Target, error) {
 	}
 	var defPort string
 	switch u.Scheme {
-	case "https":
+	case "https", "tls", "tcp":
+		// tcp:// and tls:// are the L4 tier's raw TCP and TLS targets;
+		// the pool dials and balances them as it does https ones.
 		defPort = "443"
 	case "http":
 		defPort = "80"
 	default:
-		return nil, fmt.Errorf("target %q: scheme must be https or http", raw)
+		return nil, fmt.Errorf("target %q: scheme must be https, http, tls or tcp", raw)
 	}
 	if u.User != nil {
 		return nil, fmt.Errorf("target %q: must not contain credentials", raw)

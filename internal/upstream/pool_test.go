@@ -20,7 +20,7 @@ func TestNewPoolErrors(t *testing.T) {
 		wantErr string
 	}{
 		{desc: "no targets", opts: PoolOptions{Name: "a"}, wantErr: "no targets"},
-		{desc: "bad scheme", opts: PoolOptions{Targets: []string{"ftp://h:1"}}, wantErr: "scheme must be https or http"},
+		{desc: "bad scheme", opts: PoolOptions{Targets: []string{"ftp://h:1"}}, wantErr: "scheme must be https, http, tls or tcp"},
 		{desc: "path", opts: PoolOptions{Targets: []string{"https://h:1/api"}}, wantErr: "without path"},
 		{desc: "query", opts: PoolOptions{Targets: []string{"https://h:1?x=1"}}, wantErr: "without path"},
 		{desc: "credentials", opts: PoolOptions{Targets: []string{"https://u:p@h:1"}}, wantErr: "credentials"},

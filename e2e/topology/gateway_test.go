@@ -27,17 +27,31 @@ import (
 // needs an API key. Passive ejection is off so that a refused certificate
 // keeps answering 502 (the reason under test) instead of 503 once ejected.
 //
-// L4 tier (issue 6, deliverable 2): a `type: tcp` listener (TLS passed
-// through by SNI, or terminated and re-encrypted) goes in the marked place
-// below, on another port of edgeAddr, targeting the LB; its scenarios are
-// marked in TestTopology.
+// The L4 tier (issue 6, deliverable 2) has two tcp listeners on other
+// ports of edgeAddr: "nlb" passes the partner's TLS through to the LB's
+// 443 when the SNI is the LB's name (any other name is closed), with a
+// TLS health check verified by the same pins; "nlb-tls" terminates TLS
+// with the partner listener's certificate and opens a new TLS connection,
+// pinned, to the LB's PROXY protocol port, sending a PROXY v2 header
+// first. The admin listener is on the edge's loopback, for /metrics.
 const gatewayConf = `listeners:
   - name: partners
     addr: {{listen}}
     tls: {cert: listener.crt, key: listener.key}
-  # L4 listener (type: tcp) goes here.
+  - name: nlb
+    type: tcp
+    addr: {{l4pass}}
+    tls: {mode: passthrough}
+    sni:
+      {{lb}}: onprem-tcp
+  - name: nlb-tls
+    type: tcp
+    addr: {{l4term}}
+    tls: {mode: terminate, cert: listener.crt, key: listener.key}
+    sni:
+      "*": onprem-pp
 admin:
-  addr: "off"
+  addr: {{admin}}
 upstreams:
   onprem:
     targets: [https://{{lb}}:443]
@@ -47,6 +61,22 @@ upstreams:
     dns_refresh: 1s
     dial_timeout: 2s
     passive: {max_fails: -1}
+  onprem-tcp:
+    targets: [tcp://{{lb}}:443]
+    tls:
+      server_name: {{lb}}
+      pins: [{{pins}}]
+    health: {type: tls, interval: 1s}
+    dns_refresh: 1s
+    dial_timeout: 2s
+  onprem-pp:
+    targets: [tls://{{lb}}:{{lbpp}}]
+    tls:
+      server_name: {{lb}}
+      pins: [{{pins}}]
+    proxy_protocol: v2
+    dns_refresh: 1s
+    dial_timeout: 2s
 routes:
   - path: /{proxy+}
     upstream: onprem
@@ -105,6 +135,10 @@ func (g *gateway) writeConfig(t *testing.T, pins ...*certs.Cert) {
 	}
 	conf := strings.NewReplacer(
 		"{{listen}}", net.JoinHostPort(edgeAddr, gatewayPort),
+		"{{l4pass}}", net.JoinHostPort(edgeAddr, l4PassPort),
+		"{{l4term}}", net.JoinHostPort(edgeAddr, l4TermPort),
+		"{{admin}}", adminAddr,
+		"{{lbpp}}", lbProxyProtocolPort,
 		"{{lb}}", lbName,
 		"{{pins}}", strings.Join(ps, ", "),
 	).Replace(gatewayConf)

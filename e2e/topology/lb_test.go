@@ -22,6 +22,12 @@ import (
 // (proxy_next_upstream). X-Lb-Addr tells the apps, and through their echo
 // the test, which LB address the request came in on. The workers run as
 // root because the test's folder is private to root.
+//
+// A second server, on lbProxyProtocolPort, is the target of the edge's L4
+// terminate listener: it expects a PROXY protocol header before the TLS
+// handshake and passes the client address it carries
+// ($proxy_protocol_addr) to the apps as X-Forwarded-For and back to the
+// client as X-Proxy-Protocol-Addr.
 const nginxConf = `user root;
 worker_processes 1;
 daemon off;
@@ -47,7 +53,28 @@ http {
     ssl_certificate_key {{dir}}/lb.key;
     ssl_protocols TLSv1.2 TLSv1.3;
     location / {
-      proxy_pass https://apps;
+{{to_apps}}
+    }
+  }
+  server {
+    listen {{pp_port}} ssl proxy_protocol;
+    server_name {{name}};
+    ssl_certificate {{dir}}/lb.crt;
+    ssl_certificate_key {{dir}}/lb.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+{{to_apps}}
+      proxy_set_header X-Forwarded-For $proxy_protocol_addr;
+      add_header X-Proxy-Protocol-Addr $proxy_protocol_addr always;
+    }
+  }
+}
+`
+
+// nginxToApps is how both LB servers pass requests to the apps. (nginx
+// inherits proxy_set_header only when a location sets none, so each
+// location repeats them all.)
+const nginxToApps = `      proxy_pass https://apps;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header X-Lb-Addr $server_addr;
@@ -57,11 +84,7 @@ http {
       proxy_ssl_server_name on;
       proxy_connect_timeout 2s;
       proxy_next_upstream error timeout http_502 http_503;
-      proxy_next_upstream_tries 2;
-    }
-  }
-}
-`
+      proxy_next_upstream_tries 2;`
 
 // loadBalancer is nginx running in the onprem-lb namespace.
 type loadBalancer struct {
@@ -78,12 +101,14 @@ func startNginx(t *testing.T, tp *topology, dir string, cert, appsCA *certs.Cert
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	conf := strings.NewReplacer(
+	conf := strings.NewReplacer("{{to_apps}}", nginxToApps).Replace(nginxConf)
+	conf = strings.NewReplacer(
 		"{{dir}}", dir,
+		"{{pp_port}}", lbProxyProtocolPort,
 		"{{name}}", lbName,
 		"{{app1}}", net.JoinHostPort(app1Addr, appPort),
 		"{{app2}}", net.JoinHostPort(app2Addr, appPort),
-	).Replace(nginxConf)
+	).Replace(conf)
 	writeFile(t, filepath.Join(dir, "nginx.conf"), []byte(conf))
 	writeFile(t, filepath.Join(dir, "apps-ca.crt"), appsCA.CertPEM)
 	lb.writeCert(t, cert)

@@ -57,6 +57,14 @@ const (
 	appPort       = "8443"
 	partnerSubnet = "10.201.1.0/24"
 	wholeRange    = "10.201.0.0/16"
+
+	// The L4 tier's ports: drawbridge's tcp listeners on edgeAddr, and the
+	// LB's port that expects a PROXY protocol header.
+	l4PassPort          = "9443" // passthrough, routed by SNI
+	l4TermPort          = "9444" // terminate, re-encrypted, PROXY v2
+	lbProxyProtocolPort = "8444"
+	// adminAddr is drawbridge's admin listener, on the edge's own loopback.
+	adminAddr = "127.0.0.1:9090"
 )
 
 var links = []link{

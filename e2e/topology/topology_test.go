@@ -29,6 +29,11 @@ type run struct {
 	partner  *partner
 
 	listenerCert, lbCert, rogueCert, nextCert *certs.Cert
+
+	// marker is sent through every listener while the captures run, and
+	// must then be in none of them.
+	marker  string
+	l4Dials l4Dials
 }
 
 func TestTopology(t *testing.T) {
@@ -47,7 +52,7 @@ func TestTopology(t *testing.T) {
 	}
 	drawbridgeBin, appBin := buildBinaries(t, dir("bin"))
 
-	r := &run{apps: map[string]*proc{}}
+	r := &run{apps: map[string]*proc{}, marker: newMarker(t)}
 	t.Cleanup(func() {
 		if t.Failed() {
 			r.diagnostics(t)
@@ -79,24 +84,23 @@ func TestTopology(t *testing.T) {
 	r.partner = newPartner(t, r.tp, r.listenerCert, r.gw.apiKey)
 
 	// The scenarios share one topology and run in order: the captures
-	// cover the first three, and later ones change the LB's certificate
-	// and address and kill an app. A failed scenario stops the rest.
+	// cover those up to "no cleartext on any link" (the L4 tier's
+	// included), and later ones change the LB's certificate and address
+	// and kill an app. A failed scenario stops the rest.
 	for _, s := range []struct {
 		name string
 		fn   func(*testing.T)
 	}{
 		{"partner cannot reach the LB past the edge", r.partnerIsolated},
 		{"request with API key reaches an app; without one 403", r.apiKey},
+		// The L4 tier (issue 6, deliverable 2): tcp listeners.
+		{"L4 passthrough by SNI: the LB's own certificate; unrouted SNI closed", r.l4Passthrough},
+		{"L4 terminate to the LB with PROXY v2: the partner's address arrives", r.l4Terminate},
+		{"L4 metrics count the connections", r.l4Metrics},
 		{"no cleartext on any link", r.noCleartext},
 		{"rogue LB certificate refused; two-pin rotation without restart", r.pinRotation},
 		{"traffic follows the LB to a new address", r.addressChange},
 		{"app killed: no failed request beyond those in flight", r.appKilled},
-		// L4 tier (issue 6, deliverable 2): its scenarios go here, once a
-		// `type: tcp` listener is added to gatewayConf (see there):
-		// passthrough by SNI to the LB, terminate and re-encrypt, PROXY
-		// protocol v2. To have them captured, move them before
-		// "no cleartext on any link" and add the listener's address to
-		// that scenario's servers.
 	} {
 		if !t.Run(s.name, s.fn) {
 			t.FailNow()
@@ -180,8 +184,11 @@ func (r *run) apiKey(t *testing.T) {
 
 // noCleartext sends a unique marker in the path, the query, a header and
 // the body, sees it arrive at an app, then stops the captures: the marker
-// must be in no captured packet and no reassembled stream, and every TCP
-// stream that carried data must be TLS records from its first byte.
+// (sent through the tcp listeners too, by the L4 scenarios) must be in no
+// captured packet and no reassembled stream, and every TCP stream that
+// carried data must be TLS records from its first byte, except that a
+// stream to the LB's PROXY protocol port starts with a PROXY v2 header
+// (binary, with addresses only) and is TLS from the byte after it.
 func (r *run) noCleartext(t *testing.T) {
 	// Both apps answer (nginx balances round robin), so both app links
 	// carry traffic to check.
@@ -201,7 +208,7 @@ func (r *run) noCleartext(t *testing.T) {
 		t.Fatalf("the LB balanced only to %v; want both apps", seen)
 	}
 
-	marker := newMarker(t)
+	marker := r.marker
 	a, err := r.partner.request(http.MethodPost, "/orders/"+marker+"?note="+marker, true,
 		map[string]string{"X-Marker": marker, "Content-Type": "application/json"}, `{"note":"`+marker+`"}`)
 	if err != nil {
@@ -221,14 +228,22 @@ func (r *run) noCleartext(t *testing.T) {
 	for _, c := range r.captures {
 		c.stop(t)
 	}
-	// Each link's server side: the connections on it must include at
-	// least one TLS stream to it, so an idle link cannot pass.
-	servers := map[string]string{
-		roleEdge + ":to-partner": net.JoinHostPort(edgeAddr, gatewayPort),
-		roleLB + ":to-edge":      net.JoinHostPort(lbAddr, "443"),
-		roleLB + ":to-app1":      net.JoinHostPort(app1Addr, appPort),
-		roleLB + ":to-app2":      net.JoinHostPort(app2Addr, appPort),
+	// Each link's servers: the connections on it must include at least
+	// one TLS stream to each, so an idle link or listener cannot pass.
+	servers := map[string][]string{
+		roleEdge + ":to-partner": {
+			net.JoinHostPort(edgeAddr, gatewayPort),
+			net.JoinHostPort(edgeAddr, l4PassPort),
+			net.JoinHostPort(edgeAddr, l4TermPort),
+		},
+		roleLB + ":to-edge": {
+			net.JoinHostPort(lbAddr, "443"),
+			net.JoinHostPort(lbAddr, lbProxyProtocolPort),
+		},
+		roleLB + ":to-app1": {net.JoinHostPort(app1Addr, appPort)},
+		roleLB + ":to-app2": {net.JoinHostPort(app2Addr, appPort)},
 	}
+	proxyProtocolServer := net.JoinHostPort(lbAddr, lbProxyProtocolPort)
 	for _, c := range r.captures {
 		s, err := readCapture(c.file, []byte(marker))
 		if err != nil {
@@ -242,7 +257,7 @@ func (r *run) noCleartext(t *testing.T) {
 		if len(s.markerIn) > 0 {
 			t.Errorf("%s: the marker is in cleartext in packets %v of %s", c.link, s.markerIn, c.file)
 		}
-		tlsToServer, dataFlows := 0, 0
+		tlsToServer, dataFlows := map[string]int{}, 0
 		for key, fl := range s.flows {
 			if len(fl.segs) == 0 {
 				continue
@@ -256,16 +271,22 @@ func (r *run) noCleartext(t *testing.T) {
 			if strings.Contains(string(stream), marker) {
 				t.Errorf("%s: stream %s carries the marker in cleartext", c.link, key)
 			}
+			if key.dst == proxyProtocolServer {
+				if stream, err = stripProxyHeader(stream); err != nil {
+					t.Errorf("%s: stream %s: %v", c.link, key, err)
+					continue
+				}
+			}
 			if err := checkTLSRecords(stream); err != nil {
 				t.Errorf("%s: stream %s (%d bytes) is not TLS: %v", c.link, key, len(stream), err)
 				continue
 			}
-			if key.dst == servers[c.link] {
-				tlsToServer++
-			}
+			tlsToServer[key.dst]++
 		}
-		if tlsToServer == 0 {
-			t.Errorf("%s: no TLS stream to %s in %d packets", c.link, servers[c.link], s.packets)
+		for _, srv := range servers[c.link] {
+			if tlsToServer[srv] == 0 {
+				t.Errorf("%s: no TLS stream to %s in %d packets", c.link, srv, s.packets)
+			}
 		}
 		t.Logf("%s: %d packets, %d TCP streams with data checked", c.link, s.packets, dataFlows)
 	}

@@ -1,12 +1,15 @@
 package topology
 
 import (
+	"net"
 	"strings"
 	"testing"
+
+	"github.com/pires/go-proxyproto"
 )
 
-// The topology test's verdict on the captures rests on these two
-// functions; they run everywhere, root or not, so that a checker that
+// The topology test's verdict on the captures and the L4 metrics rests on
+// these functions; they run everywhere, root or not, so that a checker that
 // passes everything cannot hide behind a skipped topology.
 
 func TestCheckTLSRecords(t *testing.T) {
@@ -71,5 +74,79 @@ func TestReassemble(t *testing.T) {
 				t.Errorf("reassemble(): got %q, %v; want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestStripProxyHeader(t *testing.T) {
+	const tlsStart = "\x16\x03\x01\x00\x05hello"
+	header := func(version byte, src string) string {
+		h := &proxyproto.Header{
+			Version:           version,
+			Command:           proxyproto.PROXY,
+			TransportProtocol: proxyproto.TCPv4,
+			SourceAddr:        &net.TCPAddr{IP: net.ParseIP(src), Port: 40000},
+			DestinationAddr:   &net.TCPAddr{IP: net.ParseIP(lbAddr), Port: 8444},
+		}
+		b, err := h.Format()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	tests := []struct {
+		desc    string
+		stream  string
+		want    string
+		wantErr string
+	}{
+		{desc: "v2 from the partner, then TLS", stream: header(2, partnerAddr) + tlsStart, want: tlsStart},
+		{desc: "v1 header", stream: header(1, partnerAddr) + tlsStart, wantErr: "version 1, want 2"},
+		{desc: "another source", stream: header(2, edgeLBSide) + tlsStart, wantErr: "want the partner's address"},
+		{desc: "no header, TLS at once", stream: tlsStart, wantErr: "no PROXY protocol header"},
+		{desc: "empty", stream: "", wantErr: "no PROXY protocol header"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			got, err := stripProxyHeader([]byte(tc.stream))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("stripProxyHeader(): got %q, %v; want an error containing %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.want {
+				t.Errorf("stripProxyHeader(): got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP drawbridge_l4_connections_total Closed connections.
+# TYPE drawbridge_l4_connections_total counter
+drawbridge_l4_connections_total{listener="nlb",result="no_route",upstream=""} 1
+drawbridge_l4_connections_total{listener="nlb",result="ok",upstream="onprem-tcp"} 2
+drawbridge_l4_connections_total{listener="nlb-tls",result="ok",upstream="onprem-pp"} 3
+drawbridge_build_info{version="dev"} 1
+go_goroutines 12
+`
+	samples := parseMetrics(text)
+	if len(samples) != 5 {
+		t.Fatalf("parsed %d samples, want 5: %+v", len(samples), samples)
+	}
+	for _, c := range []struct {
+		name string
+		want map[string]string
+		sum  float64
+	}{
+		{"drawbridge_l4_connections_total", map[string]string{"listener": "nlb"}, 3},
+		{"drawbridge_l4_connections_total", map[string]string{"listener": "nlb", "upstream": ""}, 1},
+		{"drawbridge_l4_connections_total", nil, 6},
+		{"drawbridge_l4_connections_total", map[string]string{"listener": "other"}, 0},
+		{"go_goroutines", nil, 12},
+	} {
+		if got := metricValue(samples, c.name, c.want); got != c.sum {
+			t.Errorf("metricValue(%s, %v) = %v, want %v", c.name, c.want, got, c.sum)
+		}
 	}
 }

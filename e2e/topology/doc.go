@@ -18,6 +18,12 @@
 // LB to a new address; and that killing an app loses no partner request
 // beyond those in flight.
 //
+// It also proves the L4 tier (tcp listeners): passed through by SNI, the
+// partner sees the LB's own certificate and reaches an app, while an
+// unrouted name is closed and logged; terminated and re-encrypted with a
+// PROXY v2 header, the LB learns the partner's address; the L4 metrics
+// count those connections; and the captures cover both listeners.
+//
 // It needs root, ip (iproute2), nginx and tcpdump. Without them it skips,
 // except under CI=true, where it fails. Run it with
 //

@@ -30,7 +30,9 @@ import (
 // The L4 tier (issue 6, deliverable 2) has two tcp listeners on other
 // ports of edgeAddr: "nlb" passes the partner's TLS through to the LB's
 // 443 when the SNI is the LB's name (any other name is closed), with a
-// TLS health check verified by the same pins; "nlb-tls" terminates TLS
+// TLS health check verified by the same pins (it runs at start; the long
+// interval keeps a check from being cut in half when the captures stop,
+// which would look like a broken TLS stream); "nlb-tls" terminates TLS
 // with the partner listener's certificate and opens a new TLS connection,
 // pinned, to the LB's PROXY protocol port, sending a PROXY v2 header
 // first. The admin listener is on the edge's loopback, for /metrics.
@@ -66,7 +68,7 @@ upstreams:
     tls:
       server_name: {{lb}}
       pins: [{{pins}}]
-    health: {type: tls, interval: 1s}
+    health: {type: tls, interval: 1m}
     dns_refresh: 1s
     dial_timeout: 2s
   onprem-pp:

@@ -326,7 +326,7 @@ func (r *run) l4Metrics(t *testing.T) {
 	}
 	for _, s := range samples {
 		if strings.HasPrefix(s.name, "drawbridge_l4_connections_total") {
-			t.Logf("%s%v %v", s.name, s.labels, s.value)
+			t.Logf("%s %v = %v", s.name, s.labels, s.value)
 		}
 	}
 }

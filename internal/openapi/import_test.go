@@ -1,0 +1,258 @@
+package openapi
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden/*.json from the current output")
+
+// TestImportGolden imports each fixture and compares the whole mapping
+// with its golden file.
+func TestImportGolden(t *testing.T) {
+	tests := []struct {
+		desc, file string
+		opts       Options
+	}{
+		{desc: "OAS 3.0 YAML PetStore: http, http_proxy, mock, validators, api key", file: "petstore-oas30.yaml"},
+		{desc: "Swagger 2.0 JSON {proxy+} ANY over a VPC link", file: "proxy-swagger2.json",
+			opts: Options{StageVariables: map[string]string{"vpcLinkId": "vl-abc"}, Upstreams: map[string]string{"vl-abc": "orders"}}},
+		{desc: "OAS 3.1 with Lambda methods skipped", file: "lambda-oas31.yaml", opts: Options{SkipUnsupported: true}},
+		{desc: "external $ref relative to the file", file: "external-ref.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			t.Parallel()
+			api, err := Import(filepath.Join("testdata", tt.file), tt.opts)
+			if err != nil {
+				t.Fatalf("Import(%s): %v", tt.file, err)
+			}
+			got, err := json.MarshalIndent(api, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", "golden", strings.TrimSuffix(tt.file, filepath.Ext(tt.file))+".json")
+			if *update {
+				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if strings.TrimSpace(string(want)) != strings.TrimSpace(string(got)) {
+				t.Errorf("Import(%s) differs from %s (go test -update rewrites it):\n%s", tt.file, golden, got)
+			}
+		})
+	}
+}
+
+// TestImportErrors checks that broken definitions fail with every problem
+// named by file, line where known, path and method.
+func TestImportErrors(t *testing.T) {
+	tests := []struct {
+		desc, file string
+		opts       Options
+		want       []string
+	}{
+		{desc: "Lambda and authorizer methods are all listed", file: "lambda-oas31.yaml", want: []string{
+			"testdata/lambda-oas31.yaml:12: POST /orders: integration type aws_proxy (Lambda or another AWS service) cannot run outside AWS",
+			"testdata/lambda-oas31.yaml:18: GET /reports/{id}: integration type aws ",
+			"testdata/lambda-oas31.yaml:27: GET /admin: security scheme \"lambda_auth\" is an API Gateway authorizer",
+			"--skip-unsupported imports the rest",
+		}},
+		{desc: "broken $ref", file: "broken-ref.yaml", want: []string{"testdata/broken-ref.yaml: loading: ", "#/components/schemas/Missing"}},
+		{desc: "duplicate operationIds", file: "duplicate-opid.yaml", want: []string{
+			`testdata/duplicate-opid.yaml:9: GET /b: operationId "fetch" is also used by GET /a`}},
+		{desc: "wrong types and insecureSkipVerification", file: "wrong-types.yaml", want: []string{
+			`testdata/wrong-types.yaml:5: GET /a: x-amazon-apigateway-integration: timeoutInMillis: want a whole number, got "soon"`,
+			"testdata/wrong-types.yaml:12: GET /b: tlsConfig.insecureSkipVerification is true",
+			"drawbridge pin https://b.example.com:443",
+			"testdata/wrong-types.yaml:20: GET /c: x-amazon-apigateway-integration: want a mapping, got array",
+		}},
+		{desc: "stage variable not given", file: "proxy-swagger2.json", want: []string{
+			`testdata/proxy-swagger2.json: GET /: connectionId uses stage variable "vpcLinkId", which is not set; give it (--stage-var vpcLinkId=VALUE`,
+			`ANY /{proxy+}: connectionId uses stage variable "vpcLinkId"`,
+		}},
+		{desc: "missing file", file: "nope.yaml", want: []string{"testdata/nope.yaml: open testdata/nope.yaml: no such file"}},
+		{desc: "not a definition", file: "models/pet.yaml", want: []string{`no top-level "openapi" (3.x) or "swagger" (2.0) key`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			t.Parallel()
+			api, err := Import(filepath.Join("testdata", tt.file), tt.opts)
+			var ie *Error
+			if !errors.As(err, &ie) {
+				t.Fatalf("Import(%s) = %v, %v; want an *Error", tt.file, api, err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Import(%s) error:\n%v\nwant it to contain %q", tt.file, err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestImportWarnsAboutUnknownExtensions(t *testing.T) {
+	api, err := Import("testdata/lambda-oas31.yaml", Options{SkipUnsupported: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range api.Warnings {
+		got = append(got, w.String())
+	}
+	want := "testdata/lambda-oas31.yaml:18: GET /reports/{id}: x-amazon-apigateway-cors-magic is not supported; ignored"
+	if !strings.Contains(strings.Join(got, "\n"), want) {
+		t.Errorf("warnings %q; want one %q", got, want)
+	}
+	if len(api.Skipped) != 3 {
+		t.Errorf("skipped %v; want 3 methods", api.Skipped)
+	}
+}
+
+func TestAcceptSkipVerification(t *testing.T) {
+	dir := t.TempDir()
+	def := filepath.Join(dir, "api.yaml")
+	writeFile(t, def, `openapi: 3.0.3
+info: {title: T, version: "1"}
+paths:
+  /a:
+    get:
+      x-amazon-apigateway-integration:
+        type: http_proxy
+        httpMethod: GET
+        uri: https://b.example.com:8443/a
+        tlsConfig: {insecureSkipVerification: true, serverNameToVerify: b.internal}
+`)
+	api, err := Import(def, Options{AcceptSkipVerification: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(api.Upstreams) != 1 || api.Upstreams[0].Target != "https://b.example.com:8443" || api.Upstreams[0].ServerName != "b.internal" {
+		t.Errorf("upstreams %+v; want one https://b.example.com:8443 verifying b.internal", api.Upstreams)
+	}
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPathologicalDefinitions: a huge file and a deeply nested schema get
+// a clear error, quickly, never a hang or a panic. No timing is asserted:
+// a hang would hit the test timeout.
+func TestPathologicalDefinitions(t *testing.T) {
+	dir := t.TempDir()
+
+	big := filepath.Join(dir, "big.yaml")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(50 << 20); err != nil { // sparse: 50 MB without writing it
+		t.Fatal(err)
+	}
+	f.Close()
+
+	deep := filepath.Join(dir, "deep.yaml")
+	var b strings.Builder
+	b.WriteString("openapi: 3.0.3\ninfo: {title: Deep, version: \"1\"}\npaths: {}\ncomponents:\n  schemas:\n    Deep: ")
+	for range 1000 {
+		b.WriteString(`{"type":"object","properties":{"a":`)
+	}
+	b.WriteString(`{"type":"string"}`)
+	for range 1000 {
+		b.WriteString("}}")
+	}
+	b.WriteString("\n")
+	writeFile(t, deep, b.String())
+
+	deepRef := filepath.Join(dir, "deep-ref.yaml")
+	writeFile(t, deepRef, `openapi: 3.0.3
+info: {title: DeepRef, version: "1"}
+paths:
+  /a:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: "deep.yaml#/components/schemas/Deep"}
+      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: POST, uri: "https://b.example.com/a"}
+`)
+
+	recursive := filepath.Join(dir, "recursive.yaml")
+	writeFile(t, recursive, `openapi: 3.0.3
+info: {title: Tree, version: "1"}
+x-amazon-apigateway-request-validators: {all: {validateRequestBody: true, validateRequestParameters: true}}
+x-amazon-apigateway-request-validator: all
+paths:
+  /tree:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Node"}
+      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: POST, uri: "https://b.example.com/tree"}
+components:
+  schemas:
+    Node:
+      type: object
+      properties:
+        children: {type: array, items: {$ref: "#/components/schemas/Node"}}
+`)
+
+	tests := []struct {
+		desc, file, want string
+	}{
+		{"50 MB file", big, "file is larger than 20 MiB"},
+		{"schema nested 1,000 levels", deep, "nested more than 64 levels deep"},
+		{"$ref to a deeply nested file", deepRef, "nested more than 64 levels deep"},
+		{"recursive model under a body validator", recursive, `POST /tree: request body model: schema "#/components/schemas/Node" refers to itself`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			t.Parallel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := Import(tt.file, Options{})
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("Import(%s) = %v; want an error containing %q", tt.desc, err, tt.want)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("Import(%s) still running after 30s", tt.desc)
+			}
+		})
+	}
+}
+
+func TestProblemString(t *testing.T) {
+	tests := []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{File: "a.yaml", Line: 3, Path: "/x", Method: "GET", Msg: "bad"}, "a.yaml:3: GET /x: bad"},
+		{Problem{File: "a.yaml", Msg: "bad"}, "a.yaml: bad"},
+		{Problem{File: "a.json", Path: "/x", Msg: "bad"}, "a.json: /x: bad"},
+	}
+	for _, tt := range tests {
+		if got := tt.p.String(); got != tt.want {
+			t.Errorf("%s: got %q, want %q", fmt.Sprint(tt.p), got, tt.want)
+		}
+	}
+}

@@ -29,10 +29,17 @@ type Config struct {
 	// (the key's name is the partner's name) or its client certificate,
 	// and may have IP rules of its own.
 	Partners map[string]*Partner `yaml:"partners"`
+	// APIs are API definitions (OpenAPI/Swagger exports of API Gateway)
+	// whose routes are added to Routes at every load, so the definition
+	// stays the source of truth.
+	APIs []*API `yaml:"apis,omitempty"`
 
 	// ShutdownGrace is how long SIGTERM waits for in-flight requests to
 	// finish before closing connections. It defaults to DefaultShutdownGrace.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+
+	// importWarnings are what importing APIs noticed, as FILE:LINE lines.
+	importWarnings []string
 
 	// lines maps pointers to fields to the line that set them, for
 	// messages that point at a key rather than at its object. Nil in a
@@ -244,6 +251,67 @@ type Route struct {
 	IP *IPRules `yaml:"ip"`
 	// CORS answers browser preflight requests at the gateway.
 	CORS *CORS `yaml:"cors"`
+
+	// UpstreamMethod sends the request to the backend with this method
+	// instead of its own (API Gateway's integration httpMethod).
+	UpstreamMethod string `yaml:"upstream_method,omitempty"`
+	// RequestParameters map request values to backend headers and query
+	// parameters, in API Gateway's syntax:
+	// "integration.request.header.X-Src": "method.request.querystring.src"
+	// or a static "'value'". Everything else passes through unchanged.
+	RequestParameters map[string]string `yaml:"request_parameters,omitempty"`
+	// Validate checks requests as an API Gateway request validator does,
+	// before they reach the backend; failures get 400.
+	Validate *RouteValidate `yaml:"validate,omitempty"`
+	// Mock answers every request itself, with no upstream (API Gateway's
+	// mock integration: CORS preflights, health checks).
+	Mock *Mock `yaml:"mock,omitempty"`
+}
+
+// RouteValidate is a route's request validator.
+type RouteValidate struct {
+	Line int `yaml:"-"`
+	// RequiredHeaders and RequiredQuerystrings must be present and
+	// non-empty, else 400 "Missing required request parameters: [...]".
+	RequiredHeaders      []string `yaml:"required_headers"`
+	RequiredQuerystrings []string `yaml:"required_querystrings"`
+	// BodySchema is a JSON Schema (as JSON text) that an application/json
+	// request body must match, else 400 "Invalid request body".
+	BodySchema string `yaml:"body_schema"`
+}
+
+// Mock is a static answer.
+type Mock struct {
+	Line int `yaml:"-"`
+	// Status defaults to 200.
+	Status int `yaml:"status"`
+	// Body is sent as application/json.
+	Body    string            `yaml:"body"`
+	Headers map[string]string `yaml:"headers"`
+}
+
+// API imports an API definition's routes.
+type API struct {
+	Line int `yaml:"-"`
+	// OpenAPI is the definition file: OpenAPI 3.0/3.1 or Swagger 2.0,
+	// JSON or YAML, as API Gateway exports it. Required.
+	OpenAPI string `yaml:"openapi"`
+	// Upstreams maps each VPC link connectionId, or integration uri
+	// host[:port], to an entry of upstreams:, which says how to reach and
+	// verify it. Every backend the definition calls must be mapped.
+	Upstreams map[string]string `yaml:"upstreams"`
+	// Stage names the stage whose variables apply (for messages).
+	Stage string `yaml:"stage"`
+	// StageVariables resolve ${stageVariables.NAME} in the definition.
+	StageVariables map[string]string `yaml:"stage_variables"`
+	// SkipUnsupported leaves out methods that cannot run here (Lambda,
+	// AWS services, authorizers) instead of refusing the config; each
+	// start warns about them.
+	SkipUnsupported bool `yaml:"skip_unsupported"`
+	// AcceptSkipVerification accepts integrations that told API Gateway
+	// to skip TLS verification; drawbridge verifies them anyway, by the
+	// mapped upstream's pins or CA.
+	AcceptSkipVerification bool `yaml:"accept_skip_verification"`
 }
 
 // IPRules allow and deny client addresses (CIDRs or single IPs, v4 or

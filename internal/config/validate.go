@@ -73,6 +73,7 @@ func (v *validator) run() {
 		}
 	}
 	v.partners()
+	v.apis() // adds the definitions' routes, validated below with the others
 	v.routes()
 	v.store()
 	v.throttle(c.Throttle, "gateway", "throttle", v.topLine("throttle"))
@@ -859,6 +860,8 @@ func (v *validator) routes() {
 		}
 
 		switch {
+		case r.Mock != nil:
+			// A mock answers itself; apiRoute checks it has no upstream.
 		case r.Upstream == "":
 			if !v.bad[&r.Upstream] {
 				v.add(r.Line, "%s: upstream is required: the name of an entry under upstreams:", obj)
@@ -880,6 +883,7 @@ func (v *validator) routes() {
 		v.throttle(r.Throttle, obj, "throttle", r.Line)
 		v.ipRules(r.IP, obj, r.Line)
 		v.cors(r.CORS, obj, r.Line)
+		v.apiRoute(r, obj, tmpl, pathOK)
 		switch r.ClientCert {
 		case "":
 		case "required":

@@ -16,6 +16,7 @@ import (
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
 	"github.com/drawbridge-gw/drawbridge/internal/health"
+	"github.com/drawbridge-gw/drawbridge/internal/integration"
 	"github.com/drawbridge-gw/drawbridge/internal/observe"
 	"github.com/drawbridge-gw/drawbridge/internal/proxy"
 	"github.com/drawbridge-gw/drawbridge/internal/router"
@@ -172,6 +173,31 @@ func TransportOptions(uc *config.Upstream) (transport.Options, error) {
 
 // buildRoute builds one route's stages, innermost first.
 func buildRoute(cfg *config.Config, rc *config.Route, bu *builtUpstream, pc *partnerControls, metrics *observe.Metrics, logger *slog.Logger) (http.Handler, error) {
+	backend, err := routeBackend(cfg, rc, bu, logger)
+	if err != nil {
+		return nil, err
+	}
+	// The request validator and parameter mappings run after the partner
+	// checks, as in API Gateway: an unkeyed request gets 403, not 400.
+	if backend, err = withMethodRequest(cfg, rc, backend); err != nil {
+		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
+	}
+	h, err := perMethod(rc, func(methodKey string) (http.Handler, error) { return pc.wrap(rc, methodKey, backend) })
+	if err == nil {
+		h, err = withCORS(rc, pc.methodsOnPath[rc.Host+" "+rc.Path], h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
+	}
+	return stampRoute(metrics.Route(rc.Name), h), nil
+}
+
+// routeBackend is what a route's requests reach after every check: the
+// proxy to its upstream, or its mock answer.
+func routeBackend(cfg *config.Config, rc *config.Route, bu *builtUpstream, logger *slog.Logger) (http.Handler, error) {
+	if rc.Mock != nil {
+		return integration.NewMock(integration.Mock{Status: rc.Mock.Status, Body: rc.Mock.Body, Headers: rc.Mock.Headers}), nil
+	}
 	var rewrite *router.Template
 	if rc.UpstreamPath != "" {
 		t, err := router.ParseTemplate(rc.UpstreamPath)
@@ -195,14 +221,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, bu *builtUpstream, pc *par
 	if err != nil {
 		return nil, err
 	}
-	h, err := perMethod(rc, func(methodKey string) (http.Handler, error) { return pc.wrap(rc, methodKey, p) })
-	if err == nil {
-		h, err = withCORS(rc, pc.methodsOnPath[rc.Host+" "+rc.Path], h)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
-	}
-	return stampRoute(metrics.Route(rc.Name), h), nil
+	return p, nil
 }
 
 // perMethod builds the partner checks once per method the route declares,

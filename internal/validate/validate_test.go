@@ -1,0 +1,91 @@
+package validate
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+const petSchema = `{"type":"object","required":["name"],"properties":{"name":{"type":"string","minLength":1},"age":{"type":"integer","minimum":0}}}`
+
+func TestValidator(t *testing.T) {
+	t.Parallel()
+	var reached string
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		reached = string(b)
+		w.WriteHeader(204)
+	})
+	h, err := New(Options{RequiredHeaders: []string{"x-tenant", "x-trace"}, RequiredQuery: []string{"page"}, BodySchema: petSchema, MaxBodyBytes: 64}, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		desc, query, body, ctype string
+		headers                  map[string]string
+		status                   int
+		want                     string
+	}{
+		{desc: "valid", query: "?page=1", body: `{"name":"rex","age":3}`, headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 204},
+		{desc: "all params missing: headers first, then query", body: `{}`, status: 400,
+			want: `{"message": "Missing required request parameters: [x-tenant, x-trace, page]"}`},
+		{desc: "empty value counts as missing", query: "?page=", headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 400,
+			want: `{"message": "Missing required request parameters: [page]"}`},
+		{desc: "schema violation", query: "?page=1", body: `{"name":"","age":-1}`, headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 400,
+			want: `{"message": "Invalid request body"}`},
+		{desc: "two JSON values", query: "?page=1", body: `{"name":"a"} {}`, headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 400,
+			want: `{"message": "Invalid request body"}`},
+		{desc: "empty body", query: "?page=1", headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 400,
+			want: `{"message": "Invalid request body"}`},
+		{desc: "other content type is not checked", query: "?page=1", body: `not json`, ctype: "text/plain", headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 204},
+		{desc: "too large", query: "?page=1", body: `{"name":"` + strings.Repeat("a", 100) + `"}`, headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 413,
+			want: `{"message":"Request Too Long"}`},
+	}
+	for _, tc := range tests {
+		reached = ""
+		req := httptest.NewRequest("POST", "/pets"+tc.query, strings.NewReader(tc.body))
+		if tc.ctype != "" {
+			req.Header.Set("Content-Type", tc.ctype)
+		}
+		for k, v := range tc.headers {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.status || (tc.want != "" && rec.Body.String() != tc.want) {
+			t.Errorf("%s: got %d %s, want %d %s", tc.desc, rec.Code, rec.Body, tc.status, tc.want)
+		}
+		if tc.status == 204 && reached != tc.body {
+			t.Errorf("%s: next got body %q, want %q", tc.desc, reached, tc.body)
+		}
+		if tc.status == 400 && rec.Header().Get("X-Amzn-Errortype") != "BadRequestException" {
+			t.Errorf("%s: x-amzn-ErrorType %q", tc.desc, rec.Header().Get("X-Amzn-Errortype"))
+		}
+	}
+}
+
+func TestCompileSchema(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{`{`, `{"type":"banana"}`, `{} {}`} {
+		if _, err := CompileSchema(bad); err == nil {
+			t.Errorf("CompileSchema(%s): no error", bad)
+		}
+	}
+	if _, err := CompileSchema(petSchema); err != nil {
+		t.Errorf("CompileSchema(petSchema): %v", err)
+	}
+}
+
+func TestNothingToCheckReturnsNext(t *testing.T) {
+	t.Parallel()
+	next := http.NotFoundHandler()
+	h, err := New(Options{}, next)
+	if err != nil || h == nil {
+		t.Fatalf("New(empty) = %v, %v", h, err)
+	}
+	if _, err := New(Options{BodySchema: petSchema}, next); err == nil {
+		t.Error("New with a body schema and no MaxBodyBytes: no error")
+	}
+}

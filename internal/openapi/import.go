@@ -698,7 +698,7 @@ func (im *importer) httpIntegration(l loc, in integration, r *Route) bool {
 	}
 	u := im.upstreams[name]
 	if u == nil {
-		u = &Upstream{Name: name, Key: key, Target: scheme + "://" + joinHostPort(host, port), Mapped: mapped}
+		u = &Upstream{Name: name, Key: key, Target: scheme + "://" + joinHostPort(host, port), VPCLink: connType == "VPC_LINK", Mapped: mapped}
 		im.upstreams[name] = u
 	}
 	if in.TLSConfig != nil {

@@ -91,6 +91,9 @@ type Upstream struct {
 	Target string
 	// ServerName is tlsConfig.serverNameToVerify.
 	ServerName string
+	// VPCLink reports that Key is a connectionId: Target is then the
+	// address behind the link, as AWS saw it, not one drawbridge can reach.
+	VPCLink bool
 	// Mapped reports that Options.Upstreams named this upstream.
 	Mapped bool
 }

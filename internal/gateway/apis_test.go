@@ -179,19 +179,36 @@ apis:
 store: {type: memory}
 `, rb.url, rb.pin, fixture(t, "proxy-swagger2.json")))
 	tests := []struct {
-		method, path string
-		want         seen
+		method, path, body string
+		status             int
+		want               seen
 	}{
-		{"GET", "/", seen{Method: "GET", Path: "/"}},
-		{"PUT", "/orders/7/lines?x=1&y=two", seen{Method: "PUT", Path: "/orders/7/lines", Query: "x=1&y=two"}},
-		{"DELETE", "/a", seen{Method: "DELETE", Path: "/a"}},
+		{"GET", "/", "", 200, seen{Method: "GET", Path: "/"}},
+		{"PUT", "/orders/7/lines?x=1&y=two", `{"sku":"a1","qty":2}`, 200, seen{Method: "PUT", Path: "/orders/7/lines", Query: "x=1&y=two", Body: `{"sku":"a1","qty":2}`}},
+		{"DELETE", "/a", "", 200, seen{Method: "DELETE", Path: "/a"}},
+		// The ANY method's model, a Swagger 2.0 body parameter's $ref.
+		{"POST", "/orders", `{"qty":0}`, 400, seen{}},
 	}
 	for _, tc := range tests {
-		got := h.do(tc.method, tc.path, nil)
-		if got.status != 200 || got.body != "backend" {
-			t.Errorf("%s %s: got %d %s, want 200 backend", tc.method, tc.path, got.status, got.body)
+		var body io.Reader
+		if tc.body != "" {
+			body = strings.NewReader(tc.body)
+		}
+		got := h.do(tc.method, tc.path, body)
+		want := "backend"
+		if tc.status == 400 {
+			want = `{"message": "Invalid request body"}`
+		}
+		if got.status != tc.status || got.body != want {
+			t.Errorf("%s %s: got %d %s, want %d %s", tc.method, tc.path, got.status, got.body, tc.status, want)
 		}
 		reqs := rb.take()
+		if tc.status != 200 {
+			if len(reqs) > 0 {
+				t.Errorf("%s %s: the backend was called", tc.method, tc.path)
+			}
+			continue
+		}
 		if len(reqs) != 1 {
 			t.Errorf("%s %s: the backend got %d requests, want 1", tc.method, tc.path, len(reqs))
 			continue

@@ -66,11 +66,11 @@ var methodOrder = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 // Import loads the definition at path and maps it to routes and upstreams.
 // On failure the error is an [*Error] listing every problem found.
 func Import(path string, opts Options) (*API, error) {
-	doc, err := load(path)
+	l, err := load(path)
 	if err != nil {
 		return nil, &Error{Problems: []Problem{{File: path, Msg: err.Error()}}}
 	}
-	im := &importer{file: path, opts: opts, doc: doc, api: &API{File: path}, upstreams: map[string]*Upstream{}}
+	im := &importer{file: path, opts: opts, doc: l.doc, loaded: l, api: &API{File: path}, upstreams: map[string]*Upstream{}}
 	im.run()
 	if len(im.errs) > 0 {
 		return nil, &Error{Problems: im.errs}
@@ -86,6 +86,7 @@ type importer struct {
 	file       string
 	opts       Options
 	doc        *openapi3.T
+	loaded     *loaded
 	api        *API
 	errs       []Problem
 	upstreams  map[string]*Upstream // by name
@@ -147,7 +148,7 @@ func (im *importer) run() {
 		}
 		ops := item.Operations()
 		if raw, ok := item.Extensions[extAnyMethod]; ok {
-			op, err := anyMethod(raw)
+			op, err := im.anyMethod(raw)
 			if err != nil {
 				im.fail(loc{line: originLine(item.Origin), path: path, method: "ANY"}, "%s: %v", extAnyMethod, err)
 			} else {
@@ -199,15 +200,26 @@ func originLine(o *openapi3.Origin) int {
 }
 
 // anyMethod decodes x-amazon-apigateway-any-method, an operation that
-// kin-openapi keeps as a raw extension value.
-func anyMethod(raw any) (*openapi3.Operation, error) {
-	js, err := json.Marshal(raw)
-	if err != nil {
-		return nil, err
+// kin-openapi keeps as a raw extension value (load converted it already
+// for Swagger 2.0), and resolves its $refs against the definition.
+func (im *importer) anyMethod(raw any) (*openapi3.Operation, error) {
+	op, ok := raw.(*openapi3.Operation)
+	if !ok {
+		js, err := json.Marshal(raw)
+		if err != nil {
+			return nil, err
+		}
+		op = openapi3.NewOperation()
+		if err := op.UnmarshalJSON(js); err != nil {
+			return nil, err
+		}
 	}
-	op := openapi3.NewOperation()
-	if err := op.UnmarshalJSON(js); err != nil {
-		return nil, err
+	// The loader resolves only real operations: lend it one in a document
+	// that shares the definition's components.
+	tmp := &openapi3.T{OpenAPI: im.doc.OpenAPI, Info: im.doc.Info, Components: im.doc.Components,
+		Paths: openapi3.NewPaths(openapi3.WithPath("/", &openapi3.PathItem{Get: op}))}
+	if err := im.loaded.loader.ResolveRefsIn(tmp, im.loaded.location); err != nil {
+		return nil, fmt.Errorf("resolving $refs: %w", err)
 	}
 	return op, nil
 }

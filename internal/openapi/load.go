@@ -29,10 +29,17 @@ const MaxFileBytes = 20 << 20
 // few dozen levels at most.
 const maxNesting = 64
 
+// loaded is a definition with what resolves more of its $refs later.
+type loaded struct {
+	doc      *openapi3.T
+	loader   *openapi3.Loader
+	location *url.URL
+}
+
 // load reads the definition at path, in any of the supported versions and
 // encodings, with its external $refs resolved relative to it. Swagger 2.0
-// is converted to OpenAPI 3.
-func load(path string) (*openapi3.T, error) {
+// is converted to OpenAPI 3, x-amazon-apigateway-any-method included.
+func load(path string) (*loaded, error) {
 	data, err := readLimited(path)
 	if err != nil {
 		return nil, err
@@ -63,7 +70,11 @@ func load(path string) (*openapi3.T, error) {
 		ReadFromURIFunc: readLocalRef,
 	}
 	if strings.HasPrefix(version, "2") {
-		return loadSwagger2(data, loader, location)
+		doc, err := loadSwagger2(data, loader, location)
+		if err != nil {
+			return nil, err
+		}
+		return &loaded{doc, loader, location}, nil
 	}
 	if !strings.HasPrefix(version, "3.0") && !strings.HasPrefix(version, "3.1") {
 		return nil, fmt.Errorf("openapi version %q is not supported; use 3.0, 3.1 or Swagger 2.0", version)
@@ -72,7 +83,7 @@ func load(path string) (*openapi3.T, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading: %w", err)
 	}
-	return doc, nil
+	return &loaded{doc, loader, location}, nil
 }
 
 func loadSwagger2(data []byte, loader *openapi3.Loader, location *url.URL) (*openapi3.T, error) {
@@ -87,6 +98,25 @@ func loadSwagger2(data []byte, loader *openapi3.Loader, location *url.URL) (*ope
 	doc, err := openapi2conv.ToV3WithLoader(&doc2, loader, location)
 	if err != nil {
 		return nil, fmt.Errorf("converting Swagger 2.0 to OpenAPI 3: %w", err)
+	}
+	// The converter leaves extensions as they are, so an ANY method would
+	// keep Swagger 2.0 parameters (in: body) and $refs (#/definitions/).
+	for path, item2 := range doc2.Paths {
+		raw, ok := item2.Extensions[extAnyMethod]
+		if !ok {
+			continue
+		}
+		var op2 openapi2.Operation
+		if err := decodeExt(raw, &op2); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", path, extAnyMethod, err)
+		}
+		op3, err := openapi2conv.ToV3Operation(doc.Components, item2, &op2, doc2.Consumes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: converting to OpenAPI 3: %w", path, extAnyMethod, err)
+		}
+		if item3 := doc.Paths.Value(path); item3 != nil {
+			item3.Extensions[extAnyMethod] = op3
+		}
 	}
 	if err := loader.ResolveRefsIn(doc, location); err != nil {
 		return nil, fmt.Errorf("resolving $refs: %w", err)

@@ -24,7 +24,9 @@ type Options struct {
 	RequiredHeaders []string
 	RequiredQuery   []string
 	// BodySchema is a JSON Schema, as JSON text, that an application/json
-	// body (or one without a Content-Type) must match. "" checks no body.
+	// body (or one without a Content-Type) must match; an empty body is
+	// checked as null, except on a GET, HEAD, OPTIONS or DELETE without
+	// one. "" checks no body.
 	BodySchema string
 	// MaxBodyBytes caps how much body is read to validate it; a larger
 	// body gets 413, as the proxy would answer. It must be > 0 when
@@ -100,7 +102,7 @@ func (v *validator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, badParams, "Missing required request parameters: ["+strings.Join(missing, ", ")+"]")
 		return
 	}
-	if v.schema != nil && isJSON(r.Header.Get("Content-Type")) {
+	if v.schema != nil && isJSON(r.Header.Get("Content-Type")) && !bodiless(r) {
 		body, ok := v.readBody(w, r)
 		if !ok {
 			return
@@ -157,6 +159,16 @@ func (v *validator) validBody(body []byte) bool {
 		return false
 	}
 	return v.schema.VisitJSON(doc) == nil
+}
+
+// bodiless reports a GET, HEAD, OPTIONS or DELETE sent without a body: an
+// ANY method's model applies to the methods that carry one.
+func bodiless(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodDelete:
+		return r.ContentLength == 0
+	}
+	return false
 }
 
 // isJSON reports whether a body of this Content-Type is checked against

@@ -23,7 +23,7 @@ func TestValidator(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		desc, query, body, ctype string
+		desc, method, query, body, ctype string
 		headers                  map[string]string
 		status                   int
 		want                     string
@@ -39,13 +39,18 @@ func TestValidator(t *testing.T) {
 			want: `{"message": "Invalid request body"}`},
 		{desc: "empty body", query: "?page=1", headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 400,
 			want: `{"message": "Invalid request body"}`},
+		{desc: "GET without a body is not checked", method: "GET", query: "?page=1", headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 204},
 		{desc: "other content type is not checked", query: "?page=1", body: `not json`, ctype: "text/plain", headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 204},
 		{desc: "too large", query: "?page=1", body: `{"name":"` + strings.Repeat("a", 100) + `"}`, headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 413,
 			want: `{"message":"Request Too Long"}`},
 	}
 	for _, tc := range tests {
 		reached = ""
-		req := httptest.NewRequest("POST", "/pets"+tc.query, strings.NewReader(tc.body))
+		method, body := "POST", io.Reader(strings.NewReader(tc.body))
+		if tc.method != "" {
+			method, body = tc.method, nil
+		}
+		req := httptest.NewRequest(method, "/pets"+tc.query, body)
 		if tc.ctype != "" {
 			req.Header.Set("Content-Type", tc.ctype)
 		}

@@ -24,9 +24,9 @@ func TestValidator(t *testing.T) {
 	}
 	tests := []struct {
 		desc, method, query, body, ctype string
-		headers                  map[string]string
-		status                   int
-		want                     string
+		headers                          map[string]string
+		status                           int
+		want                             string
 	}{
 		{desc: "valid", query: "?page=1", body: `{"name":"rex","age":3}`, headers: map[string]string{"x-tenant": "a", "x-trace": "b"}, status: 204},
 		{desc: "all params missing: headers first, then query", body: `{}`, status: 400,

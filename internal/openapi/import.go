@@ -636,14 +636,23 @@ func (im *importer) httpIntegration(l loc, in integration, r *Route) bool {
 			im.fail(l, "requestParameters key %q: want integration.request.header.NAME, integration.request.querystring.NAME or integration.request.path.NAME", k)
 			return false
 		}
-		resolved, ok := im.stageVars(l, "requestParameters", src)
-		if !ok {
-			return false
-		}
-		if stageVarRef.MatchString(src) {
-			resolved = "'" + resolved + "'" // a stage variable is a static value once resolved
-			if !strings.HasPrefix(src, "${") {
-				resolved = src
+		// A stage variable is a static value once resolved: as a source
+		// (stageVariables.NAME), alone (${stageVariables.NAME}) or inside
+		// a 'literal'.
+		resolved := src
+		if name, isVar := strings.CutPrefix(src, "stageVariables."); isVar {
+			v, found := im.opts.StageVariables[name]
+			if !found {
+				im.fail(l, "requestParameters %s uses stage variable %q, which is not set; give it (--stage-var %s=VALUE, or stage_variables in config)", k, name, name)
+				return false
+			}
+			resolved = "'" + v + "'"
+		} else if stageVarRef.MatchString(src) {
+			if resolved, ok = im.stageVars(l, "requestParameters "+k, src); !ok {
+				return false
+			}
+			if _, isLit := literal(resolved); !isLit {
+				resolved = "'" + resolved + "'"
 			}
 		}
 		if _, isLit := literal(resolved); !isLit && !validSource(resolved) {

@@ -256,3 +256,43 @@ func TestProblemString(t *testing.T) {
 		}
 	}
 }
+
+func TestStageVariablesInRequestParameters(t *testing.T) {
+	dir := t.TempDir()
+	def := filepath.Join(dir, "api.yaml")
+	writeFile(t, def, `openapi: 3.0.3
+info: {title: T, version: "1"}
+paths:
+  /a:
+    get:
+      x-amazon-apigateway-integration:
+        type: http_proxy
+        httpMethod: GET
+        uri: https://b.example.com/a
+        requestParameters:
+          integration.request.header.X-Env: stageVariables.env
+          integration.request.header.X-Whole: ${stageVariables.env}
+          integration.request.header.X-Inside: "'app-${stageVariables.env}'"
+          integration.request.header.X-Ctx: context.requestId
+`)
+	api, err := Import(def, Options{StageVariables: map[string]string{"env": "prod"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := api.Routes[0].RequestParameters
+	want := map[string]string{
+		"integration.request.header.X-Env":    "'prod'",
+		"integration.request.header.X-Whole":  "'prod'",
+		"integration.request.header.X-Inside": "'app-prod'",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("request parameters %v; want %v", got, want)
+	}
+	if len(api.Warnings) != 1 || !strings.Contains(api.Warnings[0].String(), "X-Ctx = context.requestId: only method.request") {
+		t.Errorf("warnings %v; want one about context.requestId", api.Warnings)
+	}
+	_, err = Import(def, Options{})
+	if err == nil || !strings.Contains(err.Error(), `requestParameters integration.request.header.X-Env uses stage variable "env", which is not set`) {
+		t.Errorf("without the variable: %v", err)
+	}
+}

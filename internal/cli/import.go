@@ -32,6 +32,7 @@ func importCmd(stdout, stderr io.Writer) *cobra.Command {
 type importFlags struct {
 	upstreams       []string
 	stage           string
+	basePaths       []string
 	stageVars       []string
 	skipUnsupported bool
 	acceptSkip      bool
@@ -41,7 +42,7 @@ type importFlags struct {
 func importOpenAPICmd(stdout, stderr io.Writer) *cobra.Command {
 	var f importFlags
 	cmd := &cobra.Command{
-		Use:   "openapi FILE [--upstream KEY=URL ...] [--stage NAME] [--stage-var K=V ...] [--skip-unsupported] [-o FILE]",
+		Use:   "openapi FILE [--upstream KEY=URL ...] [--stage NAME] [--stage-var K=V ...] [--base-path /prod ...] [--skip-unsupported] [-o FILE]",
 		Short: "Turn an API Gateway export (OpenAPI 3.0/3.1, Swagger 2.0) into routes and upstreams",
 		Long: `Read an API definition as API Gateway exports it (aws apigateway get-export
 --export-type oas30 or swagger --parameters extensions='integrations'), JSON
@@ -55,7 +56,9 @@ config (apis: [{openapi: FILE, ...}]).
 --upstream KEY=URL says where a backend really is: KEY is a VPC link's
 connectionId or an integration uri's host[:port], URL the https:// address
 drawbridge should call. A VPC link must be given one; an INTERNET
-integration defaults to its uri's host.
+integration defaults to its uri's host. --base-path /prod serves the routes
+as the execute-api URL of stage prod does (give --base-path / too to serve
+them at both).
 
 Methods that cannot run outside AWS (Lambda and AWS service integrations,
 authorizers) fail the import, all listed; --skip-unsupported imports the
@@ -68,6 +71,7 @@ rest and lists them. Every problem names the file, line, path and method.`,
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.upstreams, "upstream", nil, "KEY=URL: the backend for a connectionId or uri host (repeatable)")
 	fl.StringVar(&f.stage, "stage", "", "the stage whose variables --stage-var gives (noted in the output)")
+	fl.StringArrayVar(&f.basePaths, "base-path", nil, "serve the routes under this path too, e.g. /prod as at the execute-api URL (repeatable; default /)")
 	fl.StringArrayVar(&f.stageVars, "stage-var", nil, "NAME=VALUE for ${stageVariables.NAME} (repeatable)")
 	fl.BoolVar(&f.skipUnsupported, "skip-unsupported", false, "import the rest when some methods cannot run here, and list them")
 	fl.BoolVar(&f.acceptSkip, "accept-skip-verification", false, "import integrations with tlsConfig.insecureSkipVerification; drawbridge still verifies them by the pins or CA you give")
@@ -89,6 +93,14 @@ func runImportOpenAPI(file string, f importFlags, stdout, stderr io.Writer) erro
 		}
 		targets[key] = target
 		names[key] = upstreamName(key)
+	}
+	for _, b := range f.basePaths {
+		if err := openapi.CheckBasePath(b); err != nil {
+			return fmt.Errorf("--base-path: %w", err)
+		}
+	}
+	if len(f.basePaths) == 0 {
+		f.basePaths = []string{"/"}
 	}
 	vars := map[string]string{}
 	for _, kv := range f.stageVars {
@@ -237,9 +249,17 @@ func renderFragment(api *openapi.API, f importFlags, targets map[string]string) 
 			fmt.Fprintf(&b, "      # pins: [sha256/...]   # run: %s\n", pin)
 		}
 	}
-	routes := make([]fragmentRoute, 0, len(api.Routes))
-	for _, r := range api.Routes {
-		fr := fragmentRoute{Path: r.Path, Methods: []string{r.Method}, Upstream: r.Upstream, UpstreamPath: r.UpstreamPath,
+	routes := make([]fragmentRoute, 0, len(api.Routes)*len(f.basePaths))
+	for _, base := range f.basePaths {
+		routes = appendRoutes(routes, api.Routes, base)
+	}
+	b.Write(marshalIndented(map[string][]fragmentRoute{"routes": routes}, ""))
+	return b.Bytes()
+}
+
+func appendRoutes(routes []fragmentRoute, from []openapi.Route, base string) []fragmentRoute {
+	for _, r := range from {
+		fr := fragmentRoute{Path: openapi.JoinBasePath(base, r.Path), Methods: []string{r.Method}, Upstream: r.Upstream, UpstreamPath: r.UpstreamPath,
 			UpstreamMethod: r.UpstreamMethod, APIKeyRequired: r.APIKeyRequired, RequestParameters: r.RequestParameters}
 		if r.Timeout > 0 {
 			fr.Timeout = formatDuration(r.Timeout)
@@ -252,8 +272,7 @@ func renderFragment(api *openapi.API, f importFlags, targets map[string]string) 
 		}
 		routes = append(routes, fr)
 	}
-	b.Write(marshalIndented(map[string][]fragmentRoute{"routes": routes}, ""))
-	return b.Bytes()
+	return routes
 }
 
 func marshalIndented(v any, indent string) []byte {

@@ -30,7 +30,7 @@ func TestImportOpenAPIGolden(t *testing.T) {
 		args []string
 	}{
 		{"petstore", []string{definition("petstore-oas30.yaml")}},
-		{"proxy-vpclink", []string{definition("proxy-swagger2.json"), "--stage", "prod", "--stage-var", "vpcLinkId=vl-abc", "--upstream", "vl-abc=https://10.0.0.5:8443"}},
+		{"proxy-vpclink", []string{definition("proxy-swagger2.json"), "--stage", "prod", "--stage-var", "vpcLinkId=vl-abc", "--upstream", "vl-abc=https://10.0.0.5:8443", "--base-path", "/", "--base-path", "/prod"}},
 		{"lambda-skipped", []string{definition("lambda-oas31.yaml"), "--skip-unsupported"}},
 		{"external-ref", []string{definition("external-ref.yaml"), "--upstream", "petstore.example.com=https://pets.corp.internal"}},
 	}
@@ -120,6 +120,7 @@ func TestImportOpenAPIErrors(t *testing.T) {
 			`--upstream "petstore.example.com=http://10.0.0.5": drawbridge speaks HTTPS to backends`}},
 		{"insecureSkipVerification", []string{definition("wrong-types.yaml")}, []string{
 			"wrong-types.yaml:12: GET /b: tlsConfig.insecureSkipVerification is true", "--accept-skip-verification"}},
+		{"bad base path", []string{definition("petstore-oas30.yaml"), "--base-path", "prod"}, []string{`--base-path: "prod" must start with "/"`}},
 		{"no file", []string{"nope.yaml"}, []string{"nope.yaml: open nope.yaml: no such file or directory"}},
 	}
 	for _, tc := range tests {

@@ -85,10 +85,47 @@ func (v *validator) apis() {
 			s.File = written
 			v.cfg.importWarnings = append(v.cfg.importWarnings, Problem{File: v.report.file, Line: line, Msg: "skipped (skip_unsupported): " + s.String()}.String())
 		}
-		for _, r := range api.Routes {
-			v.cfg.Routes = append(v.cfg.Routes, v.importedRoute(r, line))
+		bases, ok := v.basePaths(a, obj)
+		if !ok {
+			continue
+		}
+		n = len(v.problems)
+		v.throttle(a.Throttle, obj, "throttle", a.Line)
+		if len(v.problems) > n {
+			continue // not once more for each route
+		}
+		for _, base := range bases {
+			for _, r := range api.Routes {
+				rc := v.importedRoute(r, line)
+				rc.Path = openapi.JoinBasePath(base, r.Path)
+				if a.Throttle != nil {
+					t := *a.Throttle
+					rc.Throttle = &t
+				}
+				v.cfg.Routes = append(v.cfg.Routes, rc)
+			}
 		}
 	}
+}
+
+// basePaths checks a's base_paths and applies the default.
+func (v *validator) basePaths(a *API, obj string) ([]string, bool) {
+	if len(a.BasePaths) == 0 {
+		return []string{"/"}, true
+	}
+	line := v.line(&a.BasePaths, a.Line)
+	ok := true
+	for i, b := range a.BasePaths {
+		if err := openapi.CheckBasePath(b); err != nil {
+			v.add(line, "%s: base_paths: %v", obj, err)
+			ok = false
+		}
+		if slices.Contains(a.BasePaths[:i], b) {
+			v.add(line, "%s: base_paths: %q is listed twice", obj, b)
+			ok = false
+		}
+	}
+	return a.BasePaths, ok
 }
 
 // importedRoute is r as a config route, written at the apis line.

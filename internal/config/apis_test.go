@@ -174,6 +174,15 @@ func TestAPIsProblems(t *testing.T) {
 		{"mapped to an undefined upstream", "  - openapi: pets.yaml\n    stage_variables: {host: pets.example.com}\n    upstreams: {pets.example.com: nowhere}\n", []string{
 			`drawbridge.yaml:14: apis[0] (pets.yaml): upstreams: "pets.example.com" maps to upstream "nowhere", which is not defined under upstreams:`,
 		}},
+		{"bad base paths", "  - openapi: pets.yaml\n    stage_variables: {host: pets.example.com}\n    upstreams: {pets.example.com: onprem}\n    base_paths: [prod, /v1/, \"/{stage}\", /v1, /v1]\n", []string{
+			`drawbridge.yaml:15: apis[0] (pets.yaml): base_paths: "prod" must start with "/", e.g. /prod`,
+			`drawbridge.yaml:15: apis[0] (pets.yaml): base_paths: "/v1/" must not end with "/"`,
+			`drawbridge.yaml:15: apis[0] (pets.yaml): base_paths: "/{stage}" must be literal segments, without {params}, ?, #, %, ; or \`,
+			`drawbridge.yaml:15: apis[0] (pets.yaml): base_paths: "/v1" is listed twice`,
+		}},
+		{"bad throttle", "  - openapi: pets.yaml\n    stage_variables: {host: pets.example.com}\n    upstreams: {pets.example.com: onprem}\n    throttle: {rate: 0, burst: 1}\n", []string{
+			`drawbridge.yaml:15: apis[0] (pets.yaml): throttle.rate must be a number of requests per second greater than 0, got 0`,
+		}},
 		{"route clash with a hand-written one", "  - openapi: pets.yaml\n    stage_variables: {host: pets.example.com}\n    upstreams: {pets.example.com: onprem}\n", nil},
 	}
 	for _, tc := range tests {
@@ -193,5 +202,33 @@ func TestAPIsProblems(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAPIsBasePathsAndThrottle(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, good+`apis:
+  - openapi: pets.yaml
+    stage: prod
+    stage_variables: {host: pets.example.com}
+    upstreams: {pets.example.com: onprem}
+    base_paths: [/, /prod]
+    throttle: {rate: 10, burst: 20}
+`)
+	writeDefinition(t, path, "pets.yaml", petDefinition)
+	cfg, err := load(path, noEnv)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	var names []string
+	for _, r := range cfg.Routes {
+		names = append(names, r.Name)
+		if r.Path != "/orders/{id}" && (r.Throttle == nil || r.Throttle.Rate != 10 || r.Throttle.Burst != 20) {
+			t.Errorf("route %q throttle %+v; want the API's {10 20}", r.Name, r.Throttle)
+		}
+	}
+	want := []string{"ANY /orders/{id}", "GET /health", "GET /pets/{petId}", "POST /pets/{petId}", "GET /prod/health", "GET /prod/pets/{petId}", "POST /prod/pets/{petId}"}
+	if !slices.Equal(names, want) {
+		t.Errorf("routes %q; want %q", names, want)
 	}
 }

@@ -302,6 +302,14 @@ type API struct {
 	Upstreams map[string]string `yaml:"upstreams"`
 	// Stage names the stage whose variables apply (for messages).
 	Stage string `yaml:"stage"`
+	// BasePaths are where the definition's paths are served: "/" as on a
+	// custom domain with an empty base path mapping, "/prod" as at the
+	// execute-api URL of stage prod (or a base path mapping "prod").
+	// Several serve the same routes at each. It defaults to ["/"].
+	BasePaths []string `yaml:"base_paths"`
+	// Throttle applies to each imported route (API Gateway's stage
+	// default method throttling). Nil = none.
+	Throttle *Throttle `yaml:"throttle"`
 	// StageVariables resolve ${stageVariables.NAME} in the definition.
 	StageVariables map[string]string `yaml:"stage_variables"`
 	// SkipUnsupported leaves out methods that cannot run here (Lambda,

@@ -162,7 +162,7 @@ func checkSeen(t *testing.T, desc string, got, want seen) {
 }
 
 // TestAPIsProxyEndToEnd: a Swagger 2.0 {proxy+} ANY method over a VPC
-// link whose connectionId is a stage variable.
+// link whose connectionId is a stage variable, served at / and at /prod.
 func TestAPIsProxyEndToEnd(t *testing.T) {
 	t.Parallel()
 	rb := newRecordingBackend(t)
@@ -176,6 +176,7 @@ apis:
     stage: prod
     stage_variables: {vpcLinkId: vl-abc}
     upstreams: {vl-abc: orders}
+    base_paths: [/, /prod]
 store: {type: memory}
 `, rb.url, rb.pin, fixture(t, "proxy-swagger2.json")))
 	tests := []struct {
@@ -186,6 +187,9 @@ store: {type: memory}
 		{"GET", "/", "", 200, seen{Method: "GET", Path: "/"}},
 		{"PUT", "/orders/7/lines?x=1&y=two", `{"sku":"a1","qty":2}`, 200, seen{Method: "PUT", Path: "/orders/7/lines", Query: "x=1&y=two", Body: `{"sku":"a1","qty":2}`}},
 		{"DELETE", "/a", "", 200, seen{Method: "DELETE", Path: "/a"}},
+		// The execute-api URL shape: the stage is not part of the backend path.
+		{"GET", "/prod", "", 200, seen{Method: "GET", Path: "/"}},
+		{"PATCH", "/prod/orders/7?x=1", `{"sku":"b"}`, 200, seen{Method: "PATCH", Path: "/orders/7", Query: "x=1", Body: `{"sku":"b"}`}},
 		// The ANY method's model, a Swagger 2.0 body parameter's $ref.
 		{"POST", "/orders", `{"qty":0}`, 400, seen{}},
 	}

@@ -136,3 +136,35 @@ func (e *Error) Error() string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// JoinBasePath is path served under base path base ("/" or "/prod"), as
+// API Gateway serves a stage at /{stage}/... and a custom domain's base
+// path mapping at /{basePath}/....
+func JoinBasePath(base, path string) string {
+	base = strings.TrimSuffix(base, "/")
+	if base == "" {
+		return path
+	}
+	if path == "/" {
+		return base
+	}
+	return base + path
+}
+
+// CheckBasePath says what is wrong with a base path, if anything: it is
+// "/" or "/" followed by literal segments, such as "/prod" or "/v1/orders".
+func CheckBasePath(base string) error {
+	switch {
+	case base == "/":
+		return nil
+	case !strings.HasPrefix(base, "/"):
+		return fmt.Errorf("%q must start with \"/\", e.g. /prod", base)
+	case strings.HasSuffix(base, "/"):
+		return fmt.Errorf("%q must not end with \"/\"", base)
+	case strings.Contains(base, "//"):
+		return fmt.Errorf("%q has an empty segment", base)
+	case strings.ContainsAny(base, "{}?#%;\\"):
+		return fmt.Errorf("%q must be literal segments, without {params}, ?, #, %%, ; or \\", base)
+	}
+	return nil
+}

@@ -682,11 +682,10 @@ func (im *importer) httpIntegration(l loc, in integration, r *Route) bool {
 		if len(in.RequestTemplates) > 0 {
 			im.warn(l, "requestTemplates (mapping templates) are not applied; the body passes through unchanged (passthroughBehavior %s)", orNone(in.PassthroughBehavior))
 		}
-		for k := range in.Responses {
-			if k != "default" {
-				im.warn(l, "integration responses are not applied; the backend's status, headers and body pass through")
-				break
-			}
+		if len(in.Responses) > 0 {
+			// Even a lone default response changes things on AWS: every
+			// backend status becomes its statusCode.
+			im.warn(l, "integration responses (type http) are not applied; the backend's status, headers and body pass through, as with http_proxy")
 		}
 	}
 

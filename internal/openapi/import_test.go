@@ -296,3 +296,41 @@ paths:
 		t.Errorf("without the variable: %v", err)
 	}
 }
+
+// TestExportRoundTrip: import → export → import gives the same routes and
+// upstreams, for every fixture that imports.
+func TestExportRoundTrip(t *testing.T) {
+	tests := []struct {
+		file string
+		opts Options
+	}{
+		{"petstore-oas30.yaml", Options{}},
+		{"proxy-swagger2.json", Options{StageVariables: map[string]string{"vpcLinkId": "vl-abc"}, Upstreams: map[string]string{"vl-abc": "orders"}}},
+		{"lambda-oas31.yaml", Options{SkipUnsupported: true}},
+		{"external-ref.yaml", Options{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			t.Parallel()
+			first, err := Import(filepath.Join("testdata", tt.file), tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := Export(first)
+			if err != nil {
+				t.Fatalf("Export: %v", err)
+			}
+			exported := filepath.Join(t.TempDir(), "exported.yaml")
+			writeFile(t, exported, string(out))
+			second, err := Import(exported, Options{Upstreams: tt.opts.Upstreams})
+			if err != nil {
+				t.Fatalf("importing the export: %v\n%s", err, out)
+			}
+			a, _ := json.MarshalIndent(struct{ R, U any }{first.Routes, first.Upstreams}, "", " ")
+			b, _ := json.MarshalIndent(struct{ R, U any }{second.Routes, second.Upstreams}, "", " ")
+			if string(a) != string(b) {
+				t.Errorf("import → export → import changed the API:\nfirst:  %s\nsecond: %s\nexport:\n%s", a, b, out)
+			}
+		})
+	}
+}

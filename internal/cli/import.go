@@ -70,7 +70,7 @@ rest and lists them. Every problem names the file, line, path and method.`,
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.upstreams, "upstream", nil, "KEY=URL: the backend for a connectionId or uri host (repeatable)")
-	fl.StringVar(&f.stage, "stage", "", "the stage whose variables --stage-var gives (noted in the output)")
+	fl.StringVar(&f.stage, "stage", "", "the stage being imported: resource policy statements for other stages do not apply")
 	fl.StringArrayVar(&f.basePaths, "base-path", nil, "serve the routes under this path too, e.g. /prod as at the execute-api URL (repeatable; default /)")
 	fl.StringArrayVar(&f.stageVars, "stage-var", nil, "NAME=VALUE for ${stageVariables.NAME} (repeatable)")
 	fl.BoolVar(&f.skipUnsupported, "skip-unsupported", false, "import the rest when some methods cannot run here, and list them")
@@ -112,6 +112,7 @@ func runImportOpenAPI(file string, f importFlags, stdout, stderr io.Writer) erro
 	}
 	api, err := openapi.Import(file, openapi.Options{
 		Upstreams:              names,
+		Stage:                  f.stage,
 		StageVariables:         vars,
 		SkipUnsupported:        f.skipUnsupported,
 		AcceptSkipVerification: f.acceptSkip,
@@ -192,8 +193,14 @@ type fragmentRoute struct {
 	Timeout           string            `yaml:"timeout,omitempty"`
 	APIKeyRequired    bool              `yaml:"api_key_required,omitempty"`
 	RequestParameters map[string]string `yaml:"request_parameters,omitempty"`
+	IP                *fragmentIP       `yaml:"ip,omitempty"`
 	Validate          *fragmentValidate `yaml:"validate,omitempty"`
 	Mock              *fragmentMock     `yaml:"mock,omitempty"`
+}
+
+type fragmentIP struct {
+	Allow []string `yaml:"allow,omitempty,flow"`
+	Deny  []string `yaml:"deny,omitempty,flow"`
 }
 
 type fragmentValidate struct {
@@ -263,6 +270,9 @@ func appendRoutes(routes []fragmentRoute, from []openapi.Route, base string) []f
 			UpstreamMethod: r.UpstreamMethod, APIKeyRequired: r.APIKeyRequired, RequestParameters: r.RequestParameters}
 		if r.Timeout > 0 {
 			fr.Timeout = formatDuration(r.Timeout)
+		}
+		if r.IP != nil {
+			fr.IP = &fragmentIP{Allow: r.IP.Allow, Deny: r.IP.Deny}
 		}
 		if v := r.Validate; v != nil {
 			fr.Validate = &fragmentValidate{RequiredHeaders: v.RequiredHeaders, RequiredQuerystrings: v.RequiredQuery, BodySchema: v.BodySchema}

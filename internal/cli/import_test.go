@@ -32,6 +32,7 @@ func TestImportOpenAPIGolden(t *testing.T) {
 		{"petstore", []string{definition("petstore-oas30.yaml")}},
 		{"proxy-vpclink", []string{definition("proxy-swagger2.json"), "--stage", "prod", "--stage-var", "vpcLinkId=vl-abc", "--upstream", "vl-abc=https://10.0.0.5:8443", "--base-path", "/", "--base-path", "/prod"}},
 		{"lambda-skipped", []string{definition("lambda-oas31.yaml"), "--skip-unsupported"}},
+		{"policy", []string{definition("policy-oas30.yaml"), "--stage", "prod"}},
 		{"external-ref", []string{definition("external-ref.yaml"), "--upstream", "petstore.example.com=https://pets.corp.internal"}},
 	}
 	for _, tc := range tests {

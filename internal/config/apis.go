@@ -47,6 +47,7 @@ func (v *validator) apis() {
 		}
 		api, err := openapi.Import(a.OpenAPI, openapi.Options{
 			Upstreams:              a.Upstreams,
+			Stage:                  a.Stage,
 			StageVariables:         a.StageVariables,
 			SkipUnsupported:        a.SkipUnsupported,
 			AcceptSkipVerification: a.AcceptSkipVerification,
@@ -147,6 +148,9 @@ func (v *validator) importedRoute(r openapi.Route, line int) *Route {
 	if r.Validate != nil {
 		rc.Validate = &RouteValidate{Line: line, RequiredHeaders: r.Validate.RequiredHeaders,
 			RequiredQuerystrings: r.Validate.RequiredQuery, BodySchema: r.Validate.BodySchema}
+	}
+	if r.IP != nil {
+		rc.IP = &IPRules{Line: line, Allow: r.IP.Allow, Deny: r.IP.Deny}
 	}
 	if r.Mock != nil {
 		rc.Mock = &Mock{Line: line, Status: r.Mock.Status, Body: r.Mock.Body, Headers: r.Mock.Headers}

@@ -300,7 +300,8 @@ type API struct {
 	// host[:port], to an entry of upstreams:, which says how to reach and
 	// verify it. Every backend the definition calls must be mapped.
 	Upstreams map[string]string `yaml:"upstreams"`
-	// Stage names the stage whose variables apply (for messages).
+	// Stage names the stage being served: the resource policy's
+	// statements for other stages do not apply.
 	Stage string `yaml:"stage"`
 	// BasePaths are where the definition's paths are served: "/" as on a
 	// custom domain with an empty base path mapping, "/prod" as at the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -218,5 +219,56 @@ store: {type: memory}
 			continue
 		}
 		checkSeen(t, tc.method+" "+tc.path, reqs[0], tc.want)
+	}
+}
+
+// TestAPIsResourcePolicy: x-amazon-apigateway-policy's aws:SourceIp
+// conditions become ip rules. The fixture allows 203.0.113.0/24; a copy
+// allows this client (127.0.0.1) instead.
+func TestAPIsResourcePolicy(t *testing.T) {
+	t.Parallel()
+	orig, err := os.ReadFile(fixture(t, "policy-oas30.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(t.TempDir(), "policy-local.yaml")
+	if err := os.WriteFile(local, []byte(strings.Replace(string(orig), "203.0.113.0/24", "127.0.0.0/8", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	denied := `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke"}`
+	tests := []struct {
+		desc, definition string
+		getStatus        int
+	}{
+		{"client outside the allowed ranges", fixture(t, "policy-oas30.yaml"), 403},
+		{"client inside the allowed ranges", local, 200},
+	}
+	for _, tc := range tests {
+		rb := newRecordingBackend(t)
+		h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  orders:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    stage: prod
+    upstreams: {orders.example.com: orders}
+store: {type: memory}
+`, rb.url, rb.pin, tc.definition))
+		if got := h.do("GET", "/orders/1", nil); got.status != tc.getStatus || (tc.getStatus == 403 && got.body != denied) {
+			t.Errorf("%s: GET /orders/1: got %d %s, want %d", tc.desc, got.status, got.body, tc.getStatus)
+		}
+		// DELETE is denied to everyone in stage prod.
+		if got := h.do("DELETE", "/orders/1", nil); got.status != 403 || got.body != denied {
+			t.Errorf("%s: DELETE /orders/1: got %d %s, want 403 AccessDenied", tc.desc, got.status, got.body)
+		}
+		wantCalls := 0
+		if tc.getStatus == 200 {
+			wantCalls = 1
+		}
+		if reqs := rb.take(); len(reqs) != wantCalls {
+			t.Errorf("%s: the backend got %d requests, want %d", tc.desc, len(reqs), wantCalls)
+		}
 	}
 }

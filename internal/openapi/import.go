@@ -22,6 +22,10 @@ type Options struct {
 	// Upstreams maps a VPC link's connectionId, or an integration uri's
 	// host[:port], to the name of the drawbridge upstream that serves it.
 	Upstreams map[string]string
+	// Stage is the stage being imported; a resource policy's statements
+	// for other stages then do not apply. "" applies them whatever their
+	// stage.
+	Stage string
 	// StageVariables resolve ${stageVariables.NAME} in uris,
 	// connectionIds and request parameters. An unresolved one is an error.
 	StageVariables map[string]string
@@ -91,6 +95,8 @@ type importer struct {
 	errs       []Problem
 	upstreams  map[string]*Upstream // by name
 	validators map[string]validator
+	// policy is x-amazon-apigateway-policy; nil when there is none.
+	policy []parsedStatement
 }
 
 // loc is where a problem is: a method of a path, with a line if known.
@@ -244,9 +250,20 @@ func (im *importer) docExtensions(top loc) {
 			im.fail(top, "%s is %q: keys supplied by a Lambda authorizer cannot be checked here; drawbridge reads the x-api-key header (HEADER)", extAPIKeySource, src)
 		}
 	}
-	for _, k := range []string{extGatewayResps, extPolicy, extBinaryTypes} {
-		if _, ok := ext[k]; ok {
-			im.warn(top, "%s is not imported yet; configure the equivalent drawbridge settings by hand", k)
+	if _, ok := ext[extGatewayResps]; ok {
+		im.warn(top, "%s is not imported yet; drawbridge answers with API Gateway's default gateway responses", extGatewayResps)
+	}
+	// x-amazon-apigateway-binary-media-types needs no setting: drawbridge
+	// passes every body through byte for byte.
+	if raw, ok := ext[extPolicy]; ok {
+		sts, err := parsePolicy(raw)
+		if err != nil {
+			im.fail(top, "%s: %v", extPolicy, err)
+		} else {
+			im.policy = sts
+			if im.policy == nil {
+				im.policy = []parsedStatement{} // a policy allowing nothing
+			}
 		}
 	}
 }
@@ -408,6 +425,14 @@ func (im *importer) operation(l loc, item *openapi3.PathItem, op *openapi3.Opera
 		return r, false
 	}
 	r.Validate = v
+	if im.policy != nil {
+		ip, err := routeIPRules(im.policy, im.opts.Stage, r.Method, r.Path)
+		if err != nil {
+			im.fail(l, "%s: %v", extPolicy, err)
+			return r, false
+		}
+		r.IP = ip
+	}
 	return r, true
 }
 

@@ -334,3 +334,91 @@ func TestExportRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+func TestResourcePolicy(t *testing.T) {
+	t.Parallel()
+	api, err := Import("testdata/policy-oas30.yaml", Options{Stage: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*IPRules{}
+	for _, r := range api.Routes {
+		got[r.Method+" "+r.Path] = r.IP
+	}
+	want := map[string]*IPRules{
+		"GET /orders/{id}":    {Allow: []string{"198.51.100.7", "203.0.113.0/24"}},
+		"DELETE /orders/{id}": {Deny: everyone},
+	}
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	if string(g) != string(w) {
+		t.Errorf("ip rules %s; want %s", g, w)
+	}
+	if len(api.Warnings) != 0 {
+		t.Errorf("warnings %v; want none (binary media types need no setting)", api.Warnings)
+	}
+}
+
+func TestRouteIPRules(t *testing.T) {
+	t.Parallel()
+	allowAll := `{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*"}`
+	tests := []struct {
+		desc, statements, method, path string
+		want                           string // fmt of *IPRules, or the error
+	}{
+		{"allow all", allowAll, "GET", "/a", "<nil>"},
+		{"no statement: implicit deny", `{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*/POST/*"}`, "GET", "/a", "&{[] [0.0.0.0/0 ::/0]}"},
+		{"allow from ranges", `{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{"IpAddress":{"aws:SourceIp":["10.0.0.0/8"]}}}`, "GET", "/a", "&{[10.0.0.0/8] []}"},
+		{"deny some", allowAll + `,{"Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{"IpAddress":{"aws:SourceIp":"192.0.2.1"}}}`, "GET", "/a", "&{[] [192.0.2.1]}"},
+		{"allow all but some", `{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{"NotIpAddress":{"aws:SourceIp":"192.0.2.1"}}}`, "GET", "/a", "&{[] [192.0.2.1]}"},
+		{"ANY route, Deny on one method denies", allowAll + `,{"Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*/DELETE/*"}`, "ANY", "/{proxy+}", "&{[] [0.0.0.0/0 ::/0]}"},
+		{"ANY route, Allow on one method does not allow", `{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*/GET/*"}`, "ANY", "/{proxy+}", "&{[] [0.0.0.0/0 ::/0]}"},
+		{"other statements are ignored", allowAll + `,{"Effect":"Deny","Principal":"*","Action":"execute-api:ManageConnections","Resource":"*"}`, "GET", "/a", "<nil>"},
+		{"unsupported condition", allowAll + `,{"Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":"*","Condition":{"StringNotEquals":{"aws:SourceVpce":"vpce-1"}}}`, "GET", "/a", "Statement[1]: Condition StringNotEquals aws:SourceVpce cannot be evaluated here"},
+		{"IAM principal", `{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123:root"},"Action":"execute-api:Invoke","Resource":"*"}`, "GET", "/a", `Statement[0]: Principal map[AWS:arn:aws:iam::123:root]: only "*" can be evaluated here`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			var raw any
+			if err := json.Unmarshal([]byte(`{"Statement":[`+tc.statements+`]}`), &raw); err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			sts, err := parsePolicy(raw)
+			if err == nil {
+				var rules *IPRules
+				rules, err = routeIPRules(sts, "", tc.method, tc.path)
+				got = fmt.Sprint(rules)
+			}
+			if err != nil {
+				got = err.Error()
+			}
+			if !strings.HasPrefix(got, tc.want) {
+				t.Errorf("%s %s under %s: got %s, want %s", tc.method, tc.path, tc.statements, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestGlobMatch(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"*", "prod/GET/a/b", true},
+		{"prod/GET/pets/*", "prod/GET/pets/{id}", true},
+		{"prod/GET/pets/*", "prod/GET/pets", false},
+		{"*/GET/*", "prod/GET/x", true},
+		{"*/GET/*", "prod/POST/x", false},
+		{"prod/*/a", "prod/DELETE/a", true},
+		{"a*b*c", "axxbyyc", true},
+		{"a*b*c", "axxbyy", false},
+	}
+	for _, tc := range tests {
+		if got := globMatch(tc.pattern, tc.s); got != tc.want {
+			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
+		}
+	}
+}

@@ -52,6 +52,9 @@ type Route struct {
 	Validate *Validate
 	// Mock is set for a mock integration: the gateway answers itself.
 	Mock *Mock
+	// IP is what x-amazon-apigateway-policy lets call the route (its
+	// aws:SourceIp conditions); nil when anyone may.
+	IP *IPRules
 	// Passthrough is the integration's passthroughBehavior, recorded for
 	// the operator; drawbridge always passes the body through unchanged.
 	Passthrough string

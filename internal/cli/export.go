@@ -103,6 +103,12 @@ func apiOfConfig(cfg *config.Config) (*openapi.API, []string) {
 			api.Routes = append(api.Routes, r)
 		}
 	}
+	for typ, g := range cfg.GatewayResponses {
+		if api.GatewayResponses == nil {
+			api.GatewayResponses = map[string]openapi.GatewayResponse{}
+		}
+		api.GatewayResponses[typ] = openapi.GatewayResponse{Status: g.Status, Headers: g.Headers, Body: g.Body}
+	}
 	for _, name := range slices.Sorted(mapKeysOf(used)) {
 		uc := cfg.Upstreams[name]
 		if uc == nil || len(uc.Targets) == 0 {

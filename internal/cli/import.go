@@ -198,6 +198,12 @@ type fragmentRoute struct {
 	Mock              *fragmentMock     `yaml:"mock,omitempty"`
 }
 
+type fragmentGatewayResponse struct {
+	Status  int               `yaml:"status,omitempty"`
+	Headers map[string]string `yaml:"headers,omitempty"`
+	Body    string            `yaml:"body,omitempty"`
+}
+
 type fragmentIP struct {
 	Allow []string `yaml:"allow,omitempty,flow"`
 	Deny  []string `yaml:"deny,omitempty,flow"`
@@ -255,6 +261,13 @@ func renderFragment(api *openapi.API, f importFlags, targets map[string]string) 
 			}
 			fmt.Fprintf(&b, "      # pins: [sha256/...]   # run: %s\n", pin)
 		}
+	}
+	if len(api.GatewayResponses) > 0 {
+		grs := map[string]fragmentGatewayResponse{}
+		for typ, gr := range api.GatewayResponses {
+			grs[typ] = fragmentGatewayResponse(gr)
+		}
+		b.Write(marshalIndented(map[string]any{"gateway_responses": grs}, ""))
 	}
 	routes := make([]fragmentRoute, 0, len(api.Routes)*len(f.basePaths))
 	for _, base := range f.basePaths {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
 	"github.com/drawbridge-gw/drawbridge/internal/integration"
 	"github.com/drawbridge-gw/drawbridge/internal/openapi"
 	"github.com/drawbridge-gw/drawbridge/internal/validate"
@@ -18,6 +19,12 @@ import (
 // Messages name the config line and the definition's file, line, path and
 // method.
 func (v *validator) apis() {
+	for typ := range v.cfg.GatewayResponses {
+		if v.gatewayResponseOrigin == nil {
+			v.gatewayResponseOrigin = map[string]string{}
+		}
+		v.gatewayResponseOrigin[typ] = fmt.Sprintf("under gateway_responses: at line %d", v.cfg.GatewayResponses[typ].lineOr(v.topLine("gateway_responses")))
+	}
 	for i, a := range v.cfg.APIs {
 		if a == nil {
 			continue
@@ -77,6 +84,21 @@ func (v *validator) apis() {
 				// does not say otherwise.
 				uc.TLS.ServerName = u.ServerName
 			}
+		}
+		for _, typ := range sortedKeys(api.GatewayResponses) {
+			gr := api.GatewayResponses[typ]
+			if v.cfg.GatewayResponses[typ] != nil {
+				v.add(line, "%s: gateway response %s is also set %s; set it in one place", obj, typ, v.gatewayResponseOrigin[typ])
+				continue
+			}
+			if v.cfg.GatewayResponses == nil {
+				v.cfg.GatewayResponses = map[string]*GatewayResponse{}
+			}
+			v.cfg.GatewayResponses[typ] = &GatewayResponse{Line: line, Status: gr.Status, Headers: gr.Headers, Body: gr.Body}
+			if v.gatewayResponseOrigin == nil {
+				v.gatewayResponseOrigin = map[string]string{}
+			}
+			v.gatewayResponseOrigin[typ] = "by " + obj
 		}
 		for _, w := range api.Warnings {
 			w.File = written
@@ -232,4 +254,43 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return textproto.CanonicalMIMEHeaderKey(s) != ""
+}
+
+func (g *GatewayResponse) lineOr(fallback int) int {
+	if g == nil || g.Line == 0 {
+		return fallback
+	}
+	return g.Line
+}
+
+// gatewayResponses checks gateway_responses, hand-written and imported.
+func (v *validator) gatewayResponses() {
+	known := map[string]bool{}
+	var names []string
+	for _, t := range gwresponse.Types() {
+		if !strings.HasPrefix(string(t), "DRAWBRIDGE_") {
+			known[string(t)] = true
+			names = append(names, string(t))
+		}
+	}
+	for _, typ := range sortedKeys(v.cfg.GatewayResponses) {
+		g := v.cfg.GatewayResponses[typ]
+		if g == nil {
+			continue
+		}
+		line := g.lineOr(v.topLine("gateway_responses"))
+		obj := "gateway_responses: " + typ
+		if !known[typ] {
+			v.add(line, "%s: not an API Gateway response type; one of %s", obj, strings.Join(names, ", "))
+			continue
+		}
+		if g.Status != 0 && (g.Status < 100 || g.Status > 599) {
+			v.add(v.line(&g.Status, line), "%s: status must be an HTTP status from 100 to 599, got %d", obj, g.Status)
+		}
+		for _, k := range sortedKeys(g.Headers) {
+			if !validHeaderName(k) {
+				v.add(v.line(&g.Headers, line), "%s: headers: %q is not a valid header name", obj, k)
+			}
+		}
+	}
 }

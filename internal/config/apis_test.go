@@ -52,6 +52,14 @@ func TestAPIRouteProblems(t *testing.T) {
 			`drawbridge.yaml:11: route "ANY /orders/{id}": validate.body_schema: unsupported 'type' value "banana"`},
 		{"validate unknown key", route("    validate: {body: x}\n"),
 			`drawbridge.yaml:11: route "ANY /orders/{id}": validate: unknown key "body"; valid keys here: required_headers, required_querystrings, body_schema`},
+		{"gateway response unknown type", good + "gateway_responses:\n  SLOW_DOWN: {status: 429}\n",
+			`drawbridge.yaml:12: gateway_responses: SLOW_DOWN: not an API Gateway response type; one of ACCESS_DENIED, API_CONFIGURATION_ERROR, AUTHORIZER_CONFIGURATION_ERROR, AUTHORIZER_FAILURE, BAD_REQUEST_PARAMETERS, BAD_REQUEST_BODY, DEFAULT_4XX, DEFAULT_5XX, EXPIRED_TOKEN, INTEGRATION_FAILURE, INTEGRATION_TIMEOUT, INVALID_API_KEY, INVALID_SIGNATURE, MISSING_AUTHENTICATION_TOKEN, QUOTA_EXCEEDED, REQUEST_TOO_LARGE, RESOURCE_NOT_FOUND, THROTTLED, UNAUTHORIZED, UNSUPPORTED_MEDIA_TYPE, WAF_FILTERED`},
+		{"gateway response bad status", good + "gateway_responses:\n  THROTTLED: {status: 4290}\n",
+			`drawbridge.yaml:12: gateway_responses: THROTTLED: status must be an HTTP status from 100 to 599, got 4290`},
+		{"gateway response bad header", good + "gateway_responses:\n  THROTTLED:\n    headers: {\"a:b\": x}\n",
+			`drawbridge.yaml:13: gateway_responses: THROTTLED: headers: "a:b" is not a valid header name`},
+		{"gateway response unknown key", good + "gateway_responses:\n  THROTTLED: {template: x}\n",
+			`drawbridge.yaml:12: gateway_responses."THROTTLED": unknown key "template"; valid keys here: status, headers, body`},
 		{"apis without openapi", good + "apis:\n  - stage: prod\n",
 			`drawbridge.yaml:12: apis[0]: openapi is required: the definition file, e.g. openapi: petstore.yaml`},
 		{"apis missing file", good + "apis:\n  - openapi: nope.yaml\n",
@@ -230,5 +238,37 @@ func TestAPIsBasePathsAndThrottle(t *testing.T) {
 	want := []string{"ANY /orders/{id}", "GET /health", "GET /pets/{petId}", "POST /pets/{petId}", "GET /prod/health", "GET /prod/pets/{petId}", "POST /prod/pets/{petId}"}
 	if !slices.Equal(names, want) {
 		t.Errorf("routes %q; want %q", names, want)
+	}
+}
+
+func TestAPIsGatewayResponses(t *testing.T) {
+	t.Parallel()
+	def := petDefinition + `x-amazon-apigateway-gateway-responses:
+  THROTTLED:
+    statusCode: 503
+    responseParameters: {gatewayresponse.header.Retry-After: "'1'"}
+    responseTemplates: {application/json: '{"error": $context.error.messageString}'}
+`
+	apis := `apis:
+  - openapi: pets.yaml
+    stage_variables: {host: pets.example.com}
+    upstreams: {pets.example.com: onprem}
+`
+	path := writeConfig(t, good+apis)
+	writeDefinition(t, path, "pets.yaml", def)
+	cfg, err := load(path, noEnv)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	g := cfg.GatewayResponses["THROTTLED"]
+	if g == nil || g.Status != 503 || g.Headers["Retry-After"] != "1" || g.Body != `{"error": $context.error.messageString}` {
+		t.Errorf("THROTTLED = %+v; want the definition's", g)
+	}
+
+	both := writeConfig(t, good+"gateway_responses:\n  THROTTLED: {status: 429}\n"+apis)
+	writeDefinition(t, both, "pets.yaml", def)
+	want := `drawbridge.yaml:14: apis[0] (pets.yaml): gateway response THROTTLED is also set under gateway_responses: at line 12; set it in one place`
+	if got := problems(t, both, noEnv); !slices.Contains(got, want) {
+		t.Errorf("problems %q; want %q", got, want)
 	}
 }

@@ -33,6 +33,10 @@ type Config struct {
 	// whose routes are added to Routes at every load, so the definition
 	// stays the source of truth.
 	APIs []*API `yaml:"apis,omitempty"`
+	// GatewayResponses customize drawbridge's own answers by API Gateway
+	// response type (THROTTLED, DEFAULT_4XX, ...), as API Gateway's
+	// gateway responses do; apis: definitions may add theirs.
+	GatewayResponses map[string]*GatewayResponse `yaml:"gateway_responses,omitempty"`
 
 	// ShutdownGrace is how long SIGTERM waits for in-flight requests to
 	// finish before closing connections. It defaults to DefaultShutdownGrace.
@@ -288,6 +292,20 @@ type Mock struct {
 	// Body is sent as application/json.
 	Body    string            `yaml:"body"`
 	Headers map[string]string `yaml:"headers"`
+}
+
+// GatewayResponse replaces one type of gateway response.
+type GatewayResponse struct {
+	Line int `yaml:"-"`
+	// Status replaces the status code; 0 keeps the type's default.
+	Status int `yaml:"status,omitempty"`
+	// Headers are added to the answer.
+	Headers map[string]string `yaml:"headers,omitempty"`
+	// Body is the JSON body template; "" keeps the default. It may use
+	// $context.error.messageString (the message, quoted),
+	// $context.error.message, $context.error.responseType and
+	// $context.requestId.
+	Body string `yaml:"body,omitempty"`
 }
 
 // API imports an API definition's routes.

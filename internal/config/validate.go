@@ -25,11 +25,13 @@ import (
 // reporting every problem with the line that caused it.
 type validator struct {
 	*report
-	lines map[any]int
-	bad   map[any]bool
-	top   map[string]int
-	dir   string
-	cfg   *Config
+	// gatewayResponseOrigin says where each gateway response was set.
+	gatewayResponseOrigin map[string]string
+	lines                 map[any]int
+	bad                   map[any]bool
+	top                   map[string]int
+	dir                   string
+	cfg                   *Config
 }
 
 // dirOf is the absolute folder of the config file, against which relative
@@ -74,6 +76,7 @@ func (v *validator) run() {
 	}
 	v.partners()
 	v.apis() // adds the definitions' routes, validated below with the others
+	v.gatewayResponses()
 	v.routes()
 	v.store()
 	v.throttle(c.Throttle, "gateway", "throttle", v.topLine("throttle"))

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/drawbridge-gw/drawbridge/internal/config"
+	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
 	"github.com/drawbridge-gw/drawbridge/internal/integration"
 	"github.com/drawbridge-gw/drawbridge/internal/proxy"
 	"github.com/drawbridge-gw/drawbridge/internal/validate"
@@ -34,4 +35,16 @@ func withMethodRequest(cfg *config.Config, rc *config.Route, backend http.Handle
 		}, h)
 	}
 	return h, nil
+}
+
+// gatewayResponses are the config's customized gateway responses.
+func gatewayResponses(cfg *config.Config) gwresponse.Customs {
+	if len(cfg.GatewayResponses) == 0 {
+		return nil
+	}
+	c := gwresponse.Customs{}
+	for typ, g := range cfg.GatewayResponses {
+		c[gwresponse.Type(typ)] = &gwresponse.Custom{Status: g.Status, Headers: g.Headers, Body: g.Body}
+	}
+	return c
 }

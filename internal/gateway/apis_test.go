@@ -116,8 +116,14 @@ plans:
 			status: 200, respBody: "{}", respHeader: map[string]string{"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET,POST,OPTIONS"}},
 		{desc: "mock health check", method: "GET", path: "/health", status: 200, respBody: `{"status": "ok"}`,
 			respHeader: map[string]string{"Content-Type": "application/json"}},
-		{desc: "undeclared method", method: "DELETE", path: "/pets", header: key,
-			status: 403, respBody: `{"message":"Missing Authentication Token"}`, errorType: "MissingAuthenticationTokenException"},
+		// The definition's gateway responses: MISSING_AUTHENTICATION_TOKEN
+		// with its own status and template, DEFAULT_4XX's header on every 4xx.
+		{desc: "undeclared method, customized", method: "DELETE", path: "/pets", header: key,
+			status: 404, respBody: `{"message": "Missing Authentication Token", "type": "MISSING_AUTHENTICATION_TOKEN", "requestId": "{{ID}}"}`,
+			errorType: "MissingAuthenticationTokenException", respHeader: map[string]string{"Access-Control-Allow-Origin": "*"}},
+		{desc: "a 4xx inherits DEFAULT_4XX", method: "GET", path: "/pets?type=dog", header: key,
+			status: 400, respBody: `{"message": "Missing required request parameters: [page]"}`, errorType: "BadRequestException",
+			respHeader: map[string]string{"Access-Control-Allow-Origin": "*"}},
 	}
 	for _, tc := range tests {
 		var body io.Reader
@@ -125,6 +131,7 @@ plans:
 			body = strings.NewReader(tc.body)
 		}
 		got := h.do(tc.method, tc.path, body, tc.header...)
+		tc.respBody = strings.ReplaceAll(tc.respBody, "{{ID}}", got.header.Get("X-Amzn-Requestid"))
 		if got.status != tc.status || got.body != tc.respBody {
 			t.Errorf("%s: %s %s: got %d %s, want %d %s", tc.desc, tc.method, tc.path, got.status, got.body, tc.status, tc.respBody)
 		}

@@ -89,7 +89,9 @@ func buildChain(cfg *config.Config, st store.Store, keys *auth.KeyCache, metrics
 	if err != nil {
 		return nil, fmt.Errorf("%s: routes: %w", cfg.File, err)
 	}
-	c.handler = guardPath(r)
+	// Outermost but for the access log, so that every answer drawbridge
+	// writes itself, the path guard's included, can be customized.
+	c.handler = gatewayResponses(cfg).Middleware(guardPath(r))
 	return c, nil
 }
 

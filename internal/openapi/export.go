@@ -59,6 +59,27 @@ func Export(api *API) ([]byte, error) {
 		"paths":         paths,
 		extAPIKeySource: "HEADER",
 	}
+	if len(api.GatewayResponses) > 0 {
+		resps := map[string]any{}
+		for typ, gr := range api.GatewayResponses {
+			r := map[string]any{}
+			if gr.Status != 0 {
+				r["statusCode"] = strconv.Itoa(gr.Status)
+			}
+			if gr.Body != "" {
+				r["responseTemplates"] = map[string]any{"application/json": gr.Body}
+			}
+			if len(gr.Headers) > 0 {
+				hp := map[string]any{}
+				for k, v := range gr.Headers {
+					hp["gatewayresponse.header."+k] = "'" + v + "'"
+				}
+				r["responseParameters"] = hp
+			}
+			resps[typ] = r
+		}
+		doc[extGatewayResps] = resps
+	}
 	if len(validators) > 0 {
 		defs := map[string]any{}
 		for name := range validators {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
 )
 
 // Options steer an import.
@@ -250,8 +252,8 @@ func (im *importer) docExtensions(top loc) {
 			im.fail(top, "%s is %q: keys supplied by a Lambda authorizer cannot be checked here; drawbridge reads the x-api-key header (HEADER)", extAPIKeySource, src)
 		}
 	}
-	if _, ok := ext[extGatewayResps]; ok {
-		im.warn(top, "%s is not imported yet; drawbridge answers with API Gateway's default gateway responses", extGatewayResps)
+	if raw, ok := ext[extGatewayResps]; ok {
+		im.gatewayResponses(top, raw)
 	}
 	// x-amazon-apigateway-binary-media-types needs no setting: drawbridge
 	// passes every body through byte for byte.
@@ -265,6 +267,53 @@ func (im *importer) docExtensions(top loc) {
 				im.policy = []parsedStatement{} // a policy allowing nothing
 			}
 		}
+	}
+}
+
+// gatewayResponses maps x-amazon-apigateway-gateway-responses.
+func (im *importer) gatewayResponses(top loc, raw any) {
+	var resps map[string]integResp
+	if err := decodeExt(raw, &resps); err != nil {
+		im.fail(top, "%s: %v", extGatewayResps, err)
+		return
+	}
+	known := map[string]bool{}
+	for _, t := range gwresponse.Types() {
+		known[string(t)] = !strings.HasPrefix(string(t), "DRAWBRIDGE_")
+	}
+	for _, typ := range slices.Sorted(mapKeys(resps)) {
+		resp := resps[typ]
+		if !known[typ] {
+			im.fail(top, "%s: %q is not an API Gateway response type", extGatewayResps, typ)
+			continue
+		}
+		gr := GatewayResponse{Status: int(resp.StatusCode), Body: resp.ResponseTemplates["application/json"]}
+		if gr.Status != 0 && (gr.Status < 100 || gr.Status > 599) {
+			im.fail(top, "%s: %s: statusCode %d is not an HTTP status", extGatewayResps, typ, gr.Status)
+			continue
+		}
+		for _, k := range slices.Sorted(mapKeys(resp.ResponseParameters)) {
+			v := resp.ResponseParameters[k]
+			name, isHeader := strings.CutPrefix(k, "gatewayresponse.header.")
+			if sv, isVar := strings.CutPrefix(v, "stageVariables."); isVar {
+				if val, found := im.opts.StageVariables[sv]; found {
+					v = "'" + val + "'"
+				}
+			}
+			lit, isLit := literal(v)
+			if !isHeader || !isLit {
+				im.warn(top, "%s: %s: %s = %s: only static 'values' for gatewayresponse.header.* are applied; ignored", extGatewayResps, typ, k, v)
+				continue
+			}
+			if gr.Headers == nil {
+				gr.Headers = map[string]string{}
+			}
+			gr.Headers[name] = lit
+		}
+		if im.api.GatewayResponses == nil {
+			im.api.GatewayResponses = map[string]GatewayResponse{}
+		}
+		im.api.GatewayResponses[typ] = gr
 	}
 }
 

@@ -326,8 +326,8 @@ func TestExportRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("importing the export: %v\n%s", err, out)
 			}
-			a, _ := json.MarshalIndent(struct{ R, U any }{first.Routes, first.Upstreams}, "", " ")
-			b, _ := json.MarshalIndent(struct{ R, U any }{second.Routes, second.Upstreams}, "", " ")
+			a, _ := json.MarshalIndent(struct{ R, U, G any }{first.Routes, first.Upstreams, first.GatewayResponses}, "", " ")
+			b, _ := json.MarshalIndent(struct{ R, U, G any }{second.Routes, second.Upstreams, second.GatewayResponses}, "", " ")
 			if string(a) != string(b) {
 				t.Errorf("import → export → import changed the API:\nfirst:  %s\nsecond: %s\nexport:\n%s", a, b, out)
 			}

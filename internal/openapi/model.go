@@ -17,6 +17,9 @@ type API struct {
 	Routes []Route
 	// Upstreams are the backends the routes name, sorted by Name.
 	Upstreams []Upstream
+	// GatewayResponses are x-amazon-apigateway-gateway-responses, by
+	// response type (THROTTLED, DEFAULT_4XX, ...).
+	GatewayResponses map[string]GatewayResponse
 	// Warnings are extensions or settings the import ignored or could
 	// only approximate; each names file, path and method.
 	Warnings []Problem
@@ -170,4 +173,11 @@ func CheckBasePath(base string) error {
 		return fmt.Errorf("%q must be literal segments, without {params}, ?, #, %%, ; or \\", base)
 	}
 	return nil
+}
+
+// GatewayResponse is one customized gateway response type.
+type GatewayResponse struct {
+	Status  int               // 0 keeps the type's default
+	Headers map[string]string // static gatewayresponse.header.* values
+	Body    string            // the application/json template; "" keeps the default
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -78,8 +77,6 @@ type validator struct {
 	next   http.Handler
 }
 
-var badParams = gwresponse.Default(gwresponse.BadRequestParameters)
-
 func (v *validator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Parameters first, as API Gateway does; its message lists header
 	// names, then query string names.
@@ -99,7 +96,7 @@ func (v *validator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(missing) > 0 {
 		observe.RecordFrom(r.Context()).Error = "missing required request parameters"
-		writeMessage(w, badParams, "Missing required request parameters: ["+strings.Join(missing, ", ")+"]")
+		gwresponse.WriteMessage(w, gwresponse.BadRequestParameters, "Missing required request parameters: ["+strings.Join(missing, ", ")+"]")
 		return
 	}
 	if v.schema != nil && isJSON(r.Header.Get("Content-Type")) && !bodiless(r) {
@@ -179,19 +176,4 @@ func isJSON(contentType string) bool {
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == "application/json"
-}
-
-// writeMessage sends r's status and error type with its own message, as
-// API Gateway's {"message": $context.error.messageString} template does.
-func writeMessage(w http.ResponseWriter, r *gwresponse.Response, msg string) {
-	js, _ := json.Marshal(msg) // a string always marshals
-	body := `{"message": ` + string(js) + `}`
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	if r.ErrorType != "" {
-		h.Set("X-Amzn-Errortype", r.ErrorType)
-	}
-	w.WriteHeader(r.Status)
-	io.WriteString(w, body)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -655,13 +656,12 @@ func (im *importer) httpIntegration(l loc, in integration, r *Route) bool {
 		port = "80"
 	}
 	host := hostport
-	if h, p, err := splitHostPort(hostport); err == nil {
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
 		host, port = h, p
 	}
 
 	// The upstream path: each {name} of the uri is filled from the
 	// integration.request.path.name mapping.
-	params := map[string]string{} // integration path param → method path param
 	routeParams := routeParamNames(r.Path)
 	var perr bool
 	upPath := pathParam.ReplaceAllStringFunc(path, func(ref string) string {
@@ -688,7 +688,6 @@ func (im *importer) httpIntegration(l loc, in integration, r *Route) bool {
 			perr = true
 			return ref
 		}
-		params[name] = m
 		if greedy {
 			return "{" + m + "+}"
 		}
@@ -792,7 +791,7 @@ func (im *importer) httpIntegration(l loc, in integration, r *Route) bool {
 	}
 	u := im.upstreams[name]
 	if u == nil {
-		u = &Upstream{Name: name, Key: key, Target: scheme + "://" + joinHostPort(host, port), VPCLink: connType == "VPC_LINK", Mapped: mapped}
+		u = &Upstream{Name: name, Key: key, Target: scheme + "://" + net.JoinHostPort(host, port), VPCLink: connType == "VPC_LINK", Mapped: mapped}
 		im.upstreams[name] = u
 	}
 	if in.TLSConfig != nil {

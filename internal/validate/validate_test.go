@@ -94,3 +94,37 @@ func TestNothingToCheckReturnsNext(t *testing.T) {
 		t.Error("New with a body schema and no MaxBodyBytes: no error")
 	}
 }
+
+// TestConcurrentRequests: one compiled validator serves many requests at
+// once (run with -race).
+func TestConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	schema := `{"type":"object","required":["code"],"properties":{"code":{"type":"string","pattern":"^[A-Z]{3}$"},"n":{"type":"integer","maximum":10}}}`
+	h, err := New(Options{BodySchema: schema, MaxBodyBytes: 1 << 10}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 8)
+	for g := range 8 {
+		go func() {
+			bad := ""
+			for i := range 50 {
+				body, want := `{"code":"ABC","n":1}`, 204
+				if (g+i)%2 == 1 {
+					body, want = `{"code":"abc","n":11}`, 400
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("POST", "/", strings.NewReader(body)))
+				if rec.Code != want {
+					bad = body + ": got " + rec.Result().Status
+				}
+			}
+			done <- bad
+		}()
+	}
+	for range 8 {
+		if bad := <-done; bad != "" {
+			t.Error(bad)
+		}
+	}
+}

@@ -125,7 +125,7 @@ func (im *importer) unsupported(l loc, format string, args ...any) {
 		im.api.Skipped = append(im.api.Skipped, p)
 		return
 	}
-	p.Msg += " (--skip-unsupported imports the rest)"
+	p.Msg += " (--skip-unsupported, or skip_unsupported: true under apis:, imports the rest)"
 	im.errs = append(im.errs, p)
 }
 

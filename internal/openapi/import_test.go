@@ -67,7 +67,7 @@ func TestImportErrors(t *testing.T) {
 			"testdata/lambda-oas31.yaml:12: POST /orders: integration type aws_proxy (Lambda or another AWS service) cannot run outside AWS",
 			"testdata/lambda-oas31.yaml:18: GET /reports/{id}: integration type aws ",
 			"testdata/lambda-oas31.yaml:27: GET /admin: security scheme \"lambda_auth\" is an API Gateway authorizer",
-			"--skip-unsupported imports the rest",
+			"(--skip-unsupported, or skip_unsupported: true under apis:, imports the rest)",
 		}},
 		{desc: "broken $ref", file: "broken-ref.yaml", want: []string{"testdata/broken-ref.yaml: loading: ", "#/components/schemas/Missing"}},
 		{desc: "duplicate operationIds", file: "duplicate-opid.yaml", want: []string{

@@ -108,9 +108,9 @@ func TestImportOpenAPIErrors(t *testing.T) {
 		want []string
 	}{
 		{"Lambda methods, all listed", []string{definition("lambda-oas31.yaml")}, []string{
-			"lambda-oas31.yaml:12: POST /orders: integration type aws_proxy",
-			"lambda-oas31.yaml:18: GET /reports/{id}: integration type aws ",
-			`lambda-oas31.yaml:27: GET /admin: security scheme "lambda_auth" is an API Gateway authorizer`,
+			"lambda-oas31.yaml:14: POST /orders: integration type aws_proxy",
+			"lambda-oas31.yaml:35: GET /reports/{id}: integration type aws ",
+			`lambda-oas31.yaml:44: GET /admin: security scheme "lambda_auth" is an API Gateway authorizer`,
 			"drawbridge: 3 problem(s) in ../openapi/testdata/lambda-oas31.yaml; nothing written",
 		}},
 		{"VPC link without an address", []string{definition("proxy-swagger2.json"), "--stage-var", "vpcLinkId=vl-abc"}, []string{
@@ -151,12 +151,12 @@ func TestImportOpenAPIOutputFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"# skipped: ../openapi/testdata/lambda-oas31.yaml:12: POST /orders", "path: /orders"} {
+	for _, w := range []string{"# skipped: ../openapi/testdata/lambda-oas31.yaml:14: POST /orders", "path: /orders"} {
 		if !strings.Contains(string(data), w) {
 			t.Errorf("%s lacks %q:\n%s", out, w, data)
 		}
 	}
-	for _, w := range []string{"skipped: ../openapi/testdata/lambda-oas31.yaml:12: POST /orders", fmt.Sprintf("wrote %s: 1 routes, 1 upstreams", out)} {
+	for _, w := range []string{"skipped: ../openapi/testdata/lambda-oas31.yaml:14: POST /orders", fmt.Sprintf("wrote %s: 2 routes, 1 upstreams", out)} {
 		if !strings.Contains(res.stderr, w) {
 			t.Errorf("stderr lacks %q:\n%s", w, res.stderr)
 		}

@@ -392,7 +392,7 @@ func TestProblems(t *testing.T) {
 		{"yaml syntax", good + "routes: [\n", "drawbridge.yaml:11: YAML syntax: did not find expected node content"},
 		{"two documents", good + "---\nlisteners: []\n", `drawbridge.yaml:11: a second YAML document starts here; put the whole configuration in one document (remove the "---" line)`},
 		{"unknown top-level key", good + "listener: []\n", `drawbridge.yaml:11: unknown top-level key "listener"; did you mean "listeners"?`},
-		{"unknown top-level key, no near match", good + "frontends: []\n", `drawbridge.yaml:11: unknown top-level key "frontends"; valid keys here: listeners, admin, upstreams, routes, store, plans, log, throttle, rate_limit_headers, partners, apis, shutdown_grace`},
+		{"unknown top-level key, no near match", good + "frontends: []\n", `drawbridge.yaml:11: unknown top-level key "frontends"; valid keys here: listeners, admin, upstreams, routes, store, plans, log, throttle, rate_limit_headers, partners, apis, gateway_responses, shutdown_grace`},
 		{"repeated top-level key", good + "listeners: []\n", `drawbridge.yaml:11: key "listeners" is repeated; it is already set at line 1`},
 		{"unknown key", replace("    upstream: onprem", "    upstream: onprem\n    api_key: x"), `drawbridge.yaml:11: route "ANY /orders/{id}": unknown key "api_key"; valid keys here: name, host, path, methods, upstream, upstream_path, timeout, api_key_required, throttle, client_cert, ip, cors, upstream_method, request_parameters, validate, mock`},
 		{"key one level too high", replace("    tls: {cert: public.crt, key: public.key}", "    cert: public.crt"), `drawbridge.yaml:3: listener "127.0.0.1:8443": unknown key "cert"; did you mean "cert" under "tls" (tls: {cert: ...})?`},

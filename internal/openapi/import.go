@@ -1,7 +1,6 @@
 package openapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
+	"github.com/drawbridge-gw/drawbridge/internal/validate"
 )
 
 // Options steer an import.
@@ -893,12 +893,14 @@ func (im *importer) validate(l loc, item *openapi3.PathItem, op *openapi3.Operat
 		mt := op.RequestBody.Value.Content.Get("application/json")
 		switch {
 		case mt != nil && mt.Schema != nil:
-			js, err := inlineSchemaJSON(mt.Schema)
+			js, err := inlineSchemaJSON(mt.Schema, im.doc.IsOpenAPI31OrLater())
 			if err != nil {
 				im.fail(l, "request body model: %v", err)
 				return nil, false
 			}
-			if err := mt.Schema.Value.Validate(context.Background()); err != nil {
+			// Checked as the gateway will compile it, so that a model it
+			// would refuse fails here, naming the method.
+			if _, err := validate.CompileSchema(js); err != nil {
 				im.fail(l, "request body model is not a valid schema: %v", err)
 				return nil, false
 			}

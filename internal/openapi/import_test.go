@@ -64,9 +64,9 @@ func TestImportErrors(t *testing.T) {
 		want       []string
 	}{
 		{desc: "Lambda and authorizer methods are all listed", file: "lambda-oas31.yaml", want: []string{
-			"testdata/lambda-oas31.yaml:12: POST /orders: integration type aws_proxy (Lambda or another AWS service) cannot run outside AWS",
-			"testdata/lambda-oas31.yaml:18: GET /reports/{id}: integration type aws ",
-			"testdata/lambda-oas31.yaml:27: GET /admin: security scheme \"lambda_auth\" is an API Gateway authorizer",
+			"testdata/lambda-oas31.yaml:14: POST /orders: integration type aws_proxy (Lambda or another AWS service) cannot run outside AWS",
+			"testdata/lambda-oas31.yaml:35: GET /reports/{id}: integration type aws ",
+			"testdata/lambda-oas31.yaml:44: GET /admin: security scheme \"lambda_auth\" is an API Gateway authorizer",
 			"(--skip-unsupported, or skip_unsupported: true under apis:, imports the rest)",
 		}},
 		{desc: "broken $ref", file: "broken-ref.yaml", want: []string{"testdata/broken-ref.yaml: loading: ", "#/components/schemas/Missing"}},
@@ -111,7 +111,7 @@ func TestImportWarnsAboutUnknownExtensions(t *testing.T) {
 	for _, w := range api.Warnings {
 		got = append(got, w.String())
 	}
-	want := "testdata/lambda-oas31.yaml:18: GET /reports/{id}: x-amazon-apigateway-cors-magic is not supported; ignored"
+	want := "testdata/lambda-oas31.yaml:35: GET /reports/{id}: x-amazon-apigateway-cors-magic is not supported; ignored"
 	if !strings.Contains(strings.Join(got, "\n"), want) {
 		t.Errorf("warnings %q; want one %q", got, want)
 	}

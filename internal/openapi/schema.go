@@ -6,6 +6,8 @@ import (
 	"reflect"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/drawbridge-gw/drawbridge/internal/validate"
 )
 
 var (
@@ -19,10 +21,16 @@ var (
 // document: every $ref replaced by the schema it names, so the gateway can
 // compile it without the definition. A schema that refers to itself
 // (a tree, a linked list) cannot be inlined and is reported.
-func inlineSchemaJSON(ref *openapi3.SchemaRef) (string, error) {
+//
+// dialect2020 marks the result as JSON Schema 2020-12 (OpenAPI 3.1's), so
+// that it is validated as such.
+func inlineSchemaJSON(ref *openapi3.SchemaRef, dialect2020 bool) (string, error) {
 	in, err := inline(ref, map[*openapi3.Schema]bool{}, 0)
 	if err != nil {
 		return "", err
+	}
+	if dialect2020 {
+		in.Value.SchemaDialect = validate.Dialect2020
 	}
 	js, err := json.Marshal(in.Value)
 	if err != nil {

@@ -33,10 +33,24 @@ type Options struct {
 	MaxBodyBytes int64
 }
 
+// Dialect2020 is the $schema of a JSON Schema 2020-12 model, as OpenAPI
+// 3.1 writes them. A body_schema without it is read as OpenAPI 3.0's
+// JSON Schema (draft 4 based, as API Gateway's models).
+const Dialect2020 = "https://json-schema.org/draft/2020-12/schema"
+
+// Schema is a compiled body_schema.
+type Schema struct {
+	schema *openapi3.Schema
+	opts   []openapi3.SchemaValidationOption
+}
+
+// Check reports whether v, a decoded JSON value, matches the schema.
+func (s *Schema) Check(v any) error { return s.schema.VisitJSON(v, s.opts...) }
+
 // CompileSchema parses a JSON Schema written as JSON text, as a route's
 // body_schema. The config loader calls it to report a bad schema at its
 // line; New calls it again to build.
-func CompileSchema(text string) (*openapi3.Schema, error) {
+func CompileSchema(text string) (*Schema, error) {
 	var s openapi3.Schema
 	dec := json.NewDecoder(strings.NewReader(text))
 	if err := dec.Decode(&s); err != nil {
@@ -45,10 +59,16 @@ func CompileSchema(text string) (*openapi3.Schema, error) {
 	if dec.More() {
 		return nil, errors.New("body_schema has data after the schema")
 	}
-	if err := s.Validate(context.Background()); err != nil {
+	var vopts []openapi3.ValidationOption
+	var opts []openapi3.SchemaValidationOption
+	if s.SchemaDialect == Dialect2020 {
+		vopts = append(vopts, openapi3.IsOpenAPI31OrLater())
+		opts = append(opts, openapi3.EnableJSONSchema2020())
+	}
+	if err := s.Validate(context.Background(), vopts...); err != nil {
 		return nil, fmt.Errorf("body_schema: %w", err)
 	}
-	return &s, nil
+	return &Schema{schema: &s, opts: opts}, nil
 }
 
 // New returns next behind the checks in opts, or next itself when opts
@@ -73,7 +93,7 @@ func New(opts Options, next http.Handler) (http.Handler, error) {
 
 type validator struct {
 	opts   Options
-	schema *openapi3.Schema
+	schema *Schema
 	next   http.Handler
 }
 
@@ -155,7 +175,7 @@ func (v *validator) validBody(body []byte) bool {
 	if dec.More() {
 		return false
 	}
-	return v.schema.VisitJSON(doc) == nil
+	return v.schema.Check(doc) == nil
 }
 
 // bodiless reports a GET, HEAD, OPTIONS or DELETE sent without a body: an

@@ -128,3 +128,30 @@ func TestConcurrentRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONSchema2020(t *testing.T) {
+	t.Parallel()
+	s, err := CompileSchema(`{"$schema":"` + Dialect2020 + `","type":["object","null"],"properties":{"a":{"const":"x"},"b":{"type":["string","null"]}}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		v  any
+		ok bool
+	}{
+		{nil, true},
+		{map[string]any{"a": "x"}, true},
+		{map[string]any{"b": nil}, true},
+		{map[string]any{"a": "y"}, false},
+		{map[string]any{"b": 3.0}, false},
+		{"str", false},
+	}
+	for _, tc := range tests {
+		if err := s.Check(tc.v); (err == nil) != tc.ok {
+			t.Errorf("Check(%v) = %v, want ok=%v", tc.v, err, tc.ok)
+		}
+	}
+	if _, err := CompileSchema(`{"type":["object","null"]}`); err == nil {
+		t.Error("a type list without the 2020-12 $schema compiled; OpenAPI 3.0 schemas have one type")
+	}
+}

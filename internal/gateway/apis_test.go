@@ -186,7 +186,14 @@ apis:
     upstreams: {vl-abc: orders}
     base_paths: [/, /prod]
 store: {type: memory}
+plans:
+  gold: {throttle: {rate: 1000, burst: 1000}}
 `, rb.url, rb.pin, fixture(t, "proxy-swagger2.json")))
+	h.addKey("acme", goodKey, "gold")
+	// GET / requires a key (a Swagger 2.0 securityDefinitions apiKey).
+	if got := h.get("/"); got.status != 403 || got.body != `{"message":"Forbidden"}` {
+		t.Errorf("GET / without a key: got %d %s, want 403 Forbidden", got.status, got.body)
+	}
 	tests := []struct {
 		method, path, body string
 		status             int
@@ -206,7 +213,7 @@ store: {type: memory}
 		if tc.body != "" {
 			body = strings.NewReader(tc.body)
 		}
-		got := h.do(tc.method, tc.path, body)
+		got := h.do(tc.method, tc.path, body, "x-api-key", goodKey)
 		want := "backend"
 		if tc.status == 400 {
 			want = `{"message": "Invalid request body"}`

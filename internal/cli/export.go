@@ -87,7 +87,7 @@ func apiOfConfig(cfg *config.Config) (*openapi.API, []string) {
 		for _, m := range rc.Methods {
 			r := openapi.Route{Method: m, Path: rc.Path, Upstream: rc.Upstream, UpstreamPath: rc.UpstreamPath,
 				UpstreamMethod: rc.UpstreamMethod, Timeout: rc.Timeout.D(), APIKeyRequired: rc.APIKeyRequired,
-				RequestParameters: rc.RequestParameters}
+				RequestParameters: rc.RequestParameters, StatusMap: rc.StatusMap}
 			if rc.Timeout.D() == config.DefaultRouteTimeout {
 				r.Timeout = 0 // the default on both sides
 			}

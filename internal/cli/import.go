@@ -193,6 +193,7 @@ type fragmentRoute struct {
 	Timeout           string            `yaml:"timeout,omitempty"`
 	APIKeyRequired    bool              `yaml:"api_key_required,omitempty"`
 	RequestParameters map[string]string `yaml:"request_parameters,omitempty"`
+	StatusMap         map[string]int    `yaml:"status_map,omitempty"`
 	IP                *fragmentIP       `yaml:"ip,omitempty"`
 	Validate          *fragmentValidate `yaml:"validate,omitempty"`
 	Mock              *fragmentMock     `yaml:"mock,omitempty"`
@@ -280,7 +281,8 @@ func renderFragment(api *openapi.API, f importFlags, targets map[string]string) 
 func appendRoutes(routes []fragmentRoute, from []openapi.Route, base string) []fragmentRoute {
 	for _, r := range from {
 		fr := fragmentRoute{Path: openapi.JoinBasePath(base, r.Path), Methods: []string{r.Method}, Upstream: r.Upstream, UpstreamPath: r.UpstreamPath,
-			UpstreamMethod: r.UpstreamMethod, APIKeyRequired: r.APIKeyRequired, RequestParameters: r.RequestParameters}
+			UpstreamMethod: r.UpstreamMethod, APIKeyRequired: r.APIKeyRequired, RequestParameters: r.RequestParameters,
+			StatusMap: r.StatusMap}
 		if r.Timeout > 0 {
 			fr.Timeout = formatDuration(r.Timeout)
 		}

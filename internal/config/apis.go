@@ -162,6 +162,7 @@ func (v *validator) importedRoute(r openapi.Route, line int) *Route {
 		UpstreamMethod:    r.UpstreamMethod,
 		APIKeyRequired:    r.APIKeyRequired,
 		RequestParameters: r.RequestParameters,
+		StatusMap:         r.StatusMap,
 	}
 	if r.Timeout > 0 {
 		rc.Timeout = Duration(r.Timeout)
@@ -190,7 +191,7 @@ func (v *validator) apiRoute(r *Route, obj string, tmpl template, pathOK bool) {
 		for _, f := range []struct {
 			set  bool
 			name string
-		}{{r.UpstreamPath != "", "upstream_path"}, {r.UpstreamMethod != "", "upstream_method"}, {len(r.RequestParameters) > 0, "request_parameters"}} {
+		}{{r.UpstreamPath != "", "upstream_path"}, {r.UpstreamMethod != "", "upstream_method"}, {len(r.RequestParameters) > 0, "request_parameters"}, {len(r.StatusMap) > 0, "status_map"}} {
 			if f.set {
 				v.add(r.Line, "%s: %s has no effect on a mock route (there is no backend request)", obj, f.name)
 			}
@@ -223,6 +224,11 @@ func (v *validator) apiRoute(r *Route, obj string, tmpl template, pathOK bool) {
 			if m.SourceKind == "path" && pathOK && !slices.Contains(tmpl.params, m.SourceName) {
 				v.add(line, "%s: request_parameters: method.request.path.%s is not a parameter of path %q", obj, m.SourceName, r.Path)
 			}
+		}
+	}
+	if _, errs := integration.StatusMap(r.StatusMap); len(errs) > 0 {
+		for _, e := range errs {
+			v.add(v.line(&r.StatusMap, r.Line), "%s: %s", obj, e)
 		}
 	}
 	if c := r.Validate; c != nil {

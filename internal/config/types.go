@@ -264,6 +264,11 @@ type Route struct {
 	// "integration.request.header.X-Src": "method.request.querystring.src"
 	// or a static "'value'". Everything else passes through unchanged.
 	RequestParameters map[string]string `yaml:"request_parameters,omitempty"`
+	// StatusMap maps the backend's status to the one the partner gets, as
+	// an http integration's integration responses do: regular expressions
+	// matched against the whole status ("4\\d{2}") and "default".
+	// Unmatched statuses pass through unless "default" is given.
+	StatusMap map[string]int `yaml:"status_map,omitempty"`
 	// Validate checks requests as an API Gateway request validator does,
 	// before they reach the backend; failures get 400.
 	Validate *RouteValidate `yaml:"validate,omitempty"`

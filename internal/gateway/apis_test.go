@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,10 @@ func newRecordingBackend(t *testing.T) *recordingBackend {
 		rb.mu.Lock()
 		rb.reqs = append(rb.reqs, seen{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(b), Header: r.Header.Clone()})
 		rb.mu.Unlock()
+		if s := r.Header.Get("X-Want-Status"); s != "" {
+			code, _ := strconv.Atoi(s)
+			w.WriteHeader(code)
+		}
 		io.WriteString(w, "backend")
 	}))
 	rb.url, rb.pin = srv.URL, transport.SPKIPin(cert.Cert)
@@ -97,6 +102,10 @@ plans:
 		{desc: "http integration maps query and static header", method: "GET", path: "/pets?type=dog&page=2", header: key,
 			status: 200, respBody: "backend",
 			backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "kind=dog&page=2&type=dog", Header: http.Header{"X-Source": {"drawbridge"}}}},
+		{desc: "http integration: a lone default response makes every status 200", method: "GET", path: "/pets?type=dog&page=2", header: with("X-Want-Status", "404"),
+			status: 200, respBody: "backend", backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "kind=dog&page=2&type=dog"}},
+		{desc: "http_proxy: the backend's status passes through", method: "GET", path: "/pets/7", header: []string{"X-Want-Status", "404"},
+			status: 404, respBody: "backend", backend: &seen{Method: "GET", Path: "/api/v1/pets/7"}},
 		{desc: "required query parameter missing", method: "GET", path: "/pets?type=dog", header: key,
 			status: 400, respBody: `{"message": "Missing required request parameters: [page]"}`, errorType: "BadRequestException"},
 		{desc: "the key is checked before the validator", method: "GET", path: "/pets?type=dog",

@@ -209,6 +209,10 @@ func routeBackend(cfg *config.Config, rc *config.Route, bu *builtUpstream, logge
 		rewrite = &t
 	}
 	uc := cfg.Upstreams[rc.Upstream]
+	statusMap, errs := integration.StatusMap(rc.StatusMap)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("route %q: %s", rc.Name, errs[0])
+	}
 	p, err := proxy.New(proxy.Options{
 		Route:        rc.Name,
 		Pool:         bu.pool,
@@ -219,6 +223,7 @@ func routeBackend(cfg *config.Config, rc *config.Route, bu *builtUpstream, logge
 		Timeout:      rc.Timeout.D(),
 		MaxBodyBytes: maxBodyBytes(cfg),
 		Logger:       logger,
+		StatusMap:    statusMap,
 	})
 	if err != nil {
 		return nil, err

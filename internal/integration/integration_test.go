@@ -95,3 +95,27 @@ func TestMock(t *testing.T) {
 		}
 	}
 }
+
+func TestStatusMap(t *testing.T) {
+	t.Parallel()
+	m, errs := StatusMap(map[string]int{`4\d{2}`: 400, "5..": 502, "default": 200})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	for in, want := range map[int]int{404: 400, 418: 400, 503: 502, 200: 200, 201: 200, 302: 200} {
+		if got := m(in); got != want {
+			t.Errorf("status %d: got %d, want %d", in, got, want)
+		}
+	}
+	noDefault, _ := StatusMap(map[string]int{"404": 200})
+	if noDefault(404) != 200 || noDefault(500) != 500 {
+		t.Errorf("without default: 404 → %d, 500 → %d; want 200 and 500", noDefault(404), noDefault(500))
+	}
+	if m, errs := StatusMap(nil); m != nil || errs != nil {
+		t.Errorf("StatusMap(nil) = %v, %v; want nothing", m != nil, errs)
+	}
+	_, errs = StatusMap(map[string]int{"4(": 400, "default": 99})
+	if len(errs) != 2 || !strings.Contains(errs[0], `status_map "4(": not a regular expression`) || !strings.Contains(errs[1], `status_map "default": 99 is not an HTTP status`) {
+		t.Errorf("errors %q", errs)
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -75,6 +77,62 @@ func parseOne(key, src string) (Mapping, string) {
 		return m, fmt.Sprintf("source %q: want method.request.header.NAME, method.request.querystring.NAME, method.request.path.NAME or a 'static value'", src)
 	}
 	return m, ""
+}
+
+// StatusMap compiles API Gateway integration responses of an http
+// integration: selection patterns (regular expressions matched against
+// the whole backend status, such as "4\\d{2}") to the status the partner
+// gets, and "default" for the rest. Without "default" an unmatched status
+// passes through. Patterns are tried in sorted order; API Gateway
+// requires that they do not overlap.
+func StatusMap(m map[string]int) (func(int) int, []string) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	type rule struct {
+		re     *regexp.Regexp
+		status int
+	}
+	var rules []rule
+	var errs []string
+	def := 0
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		st := m[k]
+		if st < 100 || st > 599 {
+			errs = append(errs, fmt.Sprintf("status_map %q: %d is not an HTTP status", k, st))
+			continue
+		}
+		if k == "default" {
+			def = st
+			continue
+		}
+		re, err := regexp.Compile("^(?:" + k + ")$")
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("status_map %q: not a regular expression: %v", k, err))
+			continue
+		}
+		rules = append(rules, rule{re, st})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return func(status int) int {
+		code := strconv.Itoa(status)
+		for _, r := range rules {
+			if r.re.MatchString(code) {
+				return r.status
+			}
+		}
+		if def != 0 {
+			return def
+		}
+		return status
+	}, nil
 }
 
 // Options are what New applies to a route's requests.

@@ -172,6 +172,15 @@ func exportOperation(r Route, ups map[string]Upstream) (map[string]any, error) {
 		return nil, fmt.Errorf("upstream %q is not in the API's upstreams", r.Upstream)
 	}
 	in := map[string]any{"type": "http_proxy"}
+	if len(r.StatusMap) > 0 {
+		// Only an http integration's responses map the status.
+		in["type"] = "http"
+		resps := map[string]any{}
+		for pattern, status := range r.StatusMap {
+			resps[pattern] = map[string]any{"statusCode": strconv.Itoa(status)}
+		}
+		in["responses"] = resps
+	}
 	method := r.UpstreamMethod
 	if method == "" {
 		method = r.Method

@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
+	"github.com/drawbridge-gw/drawbridge/internal/integration"
 	"github.com/drawbridge-gw/drawbridge/internal/validate"
 )
 
@@ -318,8 +319,8 @@ func (im *importer) gatewayResponses(top loc, raw any) {
 	}
 }
 
-// integration is x-amazon-apigateway-integration.
-type integration struct {
+// awsIntegration is x-amazon-apigateway-integration.
+type awsIntegration struct {
 	Type                string               `json:"type"`
 	HTTPMethod          string               `json:"httpMethod"`
 	URI                 string               `json:"uri"`
@@ -411,7 +412,7 @@ func (im *importer) operation(l loc, item *openapi3.PathItem, op *openapi3.Opera
 		im.fail(l, "no %s: drawbridge needs it to know the backend (export with the integrations extensions: aws apigateway get-export --parameters extensions='integrations')", extIntegration)
 		return r, false
 	}
-	var in integration
+	var in awsIntegration
 	if err := decodeExt(raw, &in); err != nil {
 		im.fail(l, "%s: %v", extIntegration, err)
 		return r, false
@@ -527,7 +528,7 @@ var statusTemplate = regexp.MustCompile(`"statusCode"\s*:\s*"?(\d{3})`)
 // mock maps a mock integration: the request template picks the status,
 // which selects an integration response by its selection pattern (or
 // "default"); that response gives the status, headers and body.
-func (im *importer) mock(l loc, in integration) (*Mock, bool) {
+func (im *importer) mock(l loc, in awsIntegration) (*Mock, bool) {
 	status := 200
 	if tmpl, ok := in.RequestTemplates["application/json"]; ok {
 		if m := statusTemplate.FindStringSubmatch(tmpl); m != nil {
@@ -623,7 +624,7 @@ func (im *importer) stageVars(l loc, field, s string) (string, bool) {
 
 var pathParam = regexp.MustCompile(`\{([^{}]+)\}`)
 
-func (im *importer) httpIntegration(l loc, in integration, r *Route) bool {
+func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 	uri, ok := im.stageVars(l, "uri", in.URI)
 	if !ok {
 		return false
@@ -755,10 +756,22 @@ func (im *importer) httpIntegration(l loc, in integration, r *Route) bool {
 		if len(in.RequestTemplates) > 0 {
 			im.warn(l, "requestTemplates (mapping templates) are not applied; the body passes through unchanged (passthroughBehavior %s)", orNone(in.PassthroughBehavior))
 		}
-		if len(in.Responses) > 0 {
-			// Even a lone default response changes things on AWS: every
-			// backend status becomes its statusCode.
-			im.warn(l, "integration responses (type http) are not applied; the backend's status, headers and body pass through, as with http_proxy")
+		for _, pattern := range slices.Sorted(mapKeys(in.Responses)) {
+			resp := in.Responses[pattern]
+			if resp.StatusCode == 0 {
+				continue
+			}
+			if r.StatusMap == nil {
+				r.StatusMap = map[string]int{}
+			}
+			r.StatusMap[pattern] = int(resp.StatusCode)
+			if len(resp.ResponseTemplates) > 0 || len(resp.ResponseParameters) > 0 {
+				im.warn(l, "integration response %q: responseTemplates and responseParameters are not applied; the backend's headers and body pass through", pattern)
+			}
+		}
+		if _, errs := integration.StatusMap(r.StatusMap); len(errs) > 0 {
+			im.fail(l, "integration responses: %s", strings.Join(errs, "; "))
+			return false
 		}
 	}
 

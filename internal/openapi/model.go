@@ -51,6 +51,9 @@ type Route struct {
 	// "method.request.querystring.y" or "'literal'". Path mappings are
 	// folded into UpstreamPath instead.
 	RequestParameters map[string]string
+	// StatusMap is a type http integration's responses: selection
+	// pattern (or "default") → the status the partner gets.
+	StatusMap map[string]int
 	// Validate is set when a request validator applies to the method.
 	Validate *Validate
 	// Mock is set for a mock integration: the gateway answers itself.

@@ -25,13 +25,14 @@ import (
 // reporting every problem with the line that caused it.
 type validator struct {
 	*report
+	lines map[any]int
+	bad   map[any]bool
+	top   map[string]int
+	dir   string
+	cfg   *Config
+
 	// gatewayResponseOrigin says where each gateway response was set.
 	gatewayResponseOrigin map[string]string
-	lines                 map[any]int
-	bad                   map[any]bool
-	top                   map[string]int
-	dir                   string
-	cfg                   *Config
 }
 
 // dirOf is the absolute folder of the config file, against which relative

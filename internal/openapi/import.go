@@ -73,7 +73,14 @@ var methodOrder = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 
 // Import loads the definition at path and maps it to routes and upstreams.
 // On failure the error is an [*Error] listing every problem found.
-func Import(path string, opts Options) (*API, error) {
+func Import(path string, opts Options) (api *API, err error) {
+	// kin-openapi walks arbitrary input; a bug there must not take the
+	// gateway down at reload.
+	defer func() {
+		if p := recover(); p != nil {
+			api, err = nil, &Error{Problems: []Problem{{File: path, Msg: fmt.Sprintf("internal error reading the definition (please report it): %v", p)}}}
+		}
+	}()
 	l, err := load(path)
 	if err != nil {
 		return nil, &Error{Problems: []Problem{{File: path, Msg: err.Error()}}}

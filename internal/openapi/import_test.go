@@ -422,3 +422,48 @@ func TestGlobMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedDefinitions: wrong shapes anywhere give an error naming
+// the file, never a panic.
+func TestMalformedDefinitions(t *testing.T) {
+	t.Parallel()
+	head := "openapi: 3.0.3\ninfo: {title: M, version: \"1\"}\n"
+	tests := []struct{ desc, text, want string }{
+		{"paths is a number", head + "paths: 5\n", "m.yaml: "},
+		{"path item is a number", head + "paths: {/a: 5}\n", "m.yaml: "},
+		{"any-method is a number", head + "paths: {/a: {x-amazon-apigateway-any-method: 5}}\n", "ANY /a: x-amazon-apigateway-any-method: "},
+		{"requestParameters is a list", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: 'https://b/a', requestParameters: [a]}}}}\n", "requestParameters: want a mapping"},
+		{"responses status is text", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: mock, responses: {default: {statusCode: ok}}}}}}\n", "statusCode: want a whole number"},
+		{"validators is a string", head + "x-amazon-apigateway-request-validators: all\npaths: {/a: {get: {x-amazon-apigateway-integration: {type: mock}}}}\n", "x-amazon-apigateway-request-validators: want a mapping"},
+		{"unknown validator", head + "paths: {/a: {get: {x-amazon-apigateway-request-validator: strict, x-amazon-apigateway-integration: {type: mock}}}}\n", `request validator "strict" is not defined`},
+		{"policy is a number", head + "x-amazon-apigateway-policy: 5\npaths: {/a: {get: {x-amazon-apigateway-integration: {type: mock}}}}\n", "x-amazon-apigateway-policy: "},
+		{"gateway response of an unknown type", head + "x-amazon-apigateway-gateway-responses: {SLOW: {statusCode: 429}}\npaths: {/a: {get: {x-amazon-apigateway-integration: {type: mock}}}}\n", `"SLOW" is not an API Gateway response type`},
+		{"uri without a host", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: 'https:///a'}}}}\n", "has no host"},
+		{"uri with a query", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: 'https://b/a?x=1'}}}}\n", "has a query string"},
+		{"uri param not mapped", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: 'https://b/{x}'}}}}\n", "has {x}, but requestParameters has no integration.request.path.x"},
+		{"no integration", head + "paths: {/a: {get: {responses: {}}}}\n", "no x-amazon-apigateway-integration"},
+		{"empty file", "", "not an OpenAPI definition"},
+		{"not YAML", "{[", "not JSON or YAML"},
+		{"OpenAPI 2.5", "openapi: 2.5.0\n", `openapi version "2.5.0" is not supported`},
+		{"Swagger 1.2", "swagger: \"1.2\"\n", `swagger version "1.2" is not supported`},
+	}
+	dir := t.TempDir()
+	for i, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			sub := filepath.Join(dir, fmt.Sprint(i))
+			if err := os.Mkdir(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(sub, "m.yaml")
+			writeFile(t, path, tc.text)
+			_, err := Import(path, Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "m.yaml") {
+				t.Errorf("Import(%s) = %v; want an error naming m.yaml and containing %q", tc.desc, err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "internal error") {
+				t.Errorf("Import(%s) panicked: %v", tc.desc, err)
+			}
+		})
+	}
+}

@@ -51,7 +51,7 @@ func load(path string) (*loaded, error) {
 	if err := checkNesting(&root); err != nil {
 		return nil, err
 	}
-	version, err := specVersion(&root)
+	key, version, err := specVersion(&root)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,10 @@ func load(path string) (*loaded, error) {
 		// definition must not make the gateway fetch URLs (SSRF) at load.
 		ReadFromURIFunc: readLocalRef,
 	}
-	if strings.HasPrefix(version, "2") {
+	if key == "swagger" {
+		if !strings.HasPrefix(version, "2.0") {
+			return nil, fmt.Errorf("swagger version %q is not supported; use 2.0, or OpenAPI 3.0 or 3.1", version)
+		}
 		doc, err := loadSwagger2(data, loader, location)
 		if err != nil {
 			return nil, err
@@ -189,22 +192,22 @@ func checkNesting(root *yaml.Node) error {
 	return nil
 }
 
-// specVersion is the value of the top-level "openapi" or "swagger" key.
-func specVersion(root *yaml.Node) (string, error) {
+// specVersion is the top-level "openapi" or "swagger" key and its value.
+func specVersion(root *yaml.Node) (key, version string, err error) {
 	n := root
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
 	if n.Kind != yaml.MappingNode {
-		return "", errors.New("not an OpenAPI definition: want a mapping with an \"openapi\" or \"swagger\" key")
+		return "", "", errors.New("not an OpenAPI definition: want a mapping with an \"openapi\" or \"swagger\" key")
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		switch n.Content[i].Value {
+		switch k := n.Content[i].Value; k {
 		case "openapi", "swagger":
-			return n.Content[i+1].Value, nil
+			return k, n.Content[i+1].Value, nil
 		}
 	}
-	return "", errors.New("not an OpenAPI definition: it has no top-level \"openapi\" (3.x) or \"swagger\" (2.0) key")
+	return "", "", errors.New("not an OpenAPI definition: it has no top-level \"openapi\" (3.x) or \"swagger\" (2.0) key")
 }
 
 // yamlToJSON re-encodes YAML (or JSON) as JSON, for types that only

@@ -69,7 +69,7 @@ Start with "drawbridge quickstart" to see it work in ten seconds.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCmd(stderr), validateCmd(stdout, stderr), pinCmd(stdout), quickstartCmd(stdout, stderr), versionCmd(stdout), keysCmd(stdout, stderr), doctorCmd(stdout, stderr))
+	root.AddCommand(serveCmd(stderr), validateCmd(stdout, stderr), pinCmd(stdout), quickstartCmd(stdout, stderr), versionCmd(stdout), keysCmd(stdout, stderr), doctorCmd(stdout, stderr), importCmd(stdout, stderr), exportCmd(stdout, stderr))
 	return root
 }
 

@@ -29,10 +29,21 @@ type Config struct {
 	// (the key's name is the partner's name) or its client certificate,
 	// and may have IP rules of its own.
 	Partners map[string]*Partner `yaml:"partners"`
+	// APIs are API definitions (OpenAPI/Swagger exports of API Gateway)
+	// whose routes are added to Routes at every load, so the definition
+	// stays the source of truth.
+	APIs []*API `yaml:"apis,omitempty"`
+	// GatewayResponses customize drawbridge's own answers by API Gateway
+	// response type (THROTTLED, DEFAULT_4XX, ...), as API Gateway's
+	// gateway responses do; apis: definitions may add theirs.
+	GatewayResponses map[string]*GatewayResponse `yaml:"gateway_responses,omitempty"`
 
 	// ShutdownGrace is how long SIGTERM waits for in-flight requests to
 	// finish before closing connections. It defaults to DefaultShutdownGrace.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+
+	// importWarnings are what importing APIs noticed, as FILE:LINE lines.
+	importWarnings []string
 
 	// lines maps pointers to fields to the line that set them, for
 	// messages that point at a key rather than at its object. Nil in a
@@ -282,6 +293,95 @@ type Route struct {
 	IP *IPRules `yaml:"ip"`
 	// CORS answers browser preflight requests at the gateway.
 	CORS *CORS `yaml:"cors"`
+
+	// UpstreamMethod sends the request to the backend with this method
+	// instead of its own (API Gateway's integration httpMethod).
+	UpstreamMethod string `yaml:"upstream_method,omitempty"`
+	// RequestParameters map request values to backend headers and query
+	// parameters, in API Gateway's syntax:
+	// "integration.request.header.X-Src": "method.request.querystring.src"
+	// or a static "'value'". Everything else passes through unchanged.
+	RequestParameters map[string]string `yaml:"request_parameters,omitempty"`
+	// StatusMap maps the backend's status to the one the partner gets, as
+	// an http integration's integration responses do: regular expressions
+	// matched against the whole status ("4\\d{2}") and "default".
+	// Unmatched statuses pass through unless "default" is given.
+	StatusMap map[string]int `yaml:"status_map,omitempty"`
+	// Validate checks requests as an API Gateway request validator does,
+	// before they reach the backend; failures get 400.
+	Validate *RouteValidate `yaml:"validate,omitempty"`
+	// Mock answers every request itself, with no upstream (API Gateway's
+	// mock integration: CORS preflights, health checks).
+	Mock *Mock `yaml:"mock,omitempty"`
+}
+
+// RouteValidate is a route's request validator.
+type RouteValidate struct {
+	Line int `yaml:"-"`
+	// RequiredHeaders and RequiredQuerystrings must be present and
+	// non-empty, else 400 "Missing required request parameters: [...]".
+	RequiredHeaders      []string `yaml:"required_headers"`
+	RequiredQuerystrings []string `yaml:"required_querystrings"`
+	// BodySchema is a JSON Schema (as JSON text) that an application/json
+	// request body must match, else 400 "Invalid request body".
+	BodySchema string `yaml:"body_schema"`
+}
+
+// Mock is a static answer.
+type Mock struct {
+	Line int `yaml:"-"`
+	// Status defaults to 200.
+	Status int `yaml:"status"`
+	// Body is sent as application/json.
+	Body    string            `yaml:"body"`
+	Headers map[string]string `yaml:"headers"`
+}
+
+// GatewayResponse replaces one type of gateway response.
+type GatewayResponse struct {
+	Line int `yaml:"-"`
+	// Status replaces the status code; 0 keeps the type's default.
+	Status int `yaml:"status,omitempty"`
+	// Headers are added to the answer.
+	Headers map[string]string `yaml:"headers,omitempty"`
+	// Body is the JSON body template; "" keeps the default. It may use
+	// $context.error.messageString (the message, quoted),
+	// $context.error.message, $context.error.responseType and
+	// $context.requestId.
+	Body string `yaml:"body,omitempty"`
+}
+
+// API imports an API definition's routes.
+type API struct {
+	Line int `yaml:"-"`
+	// OpenAPI is the definition file: OpenAPI 3.0/3.1 or Swagger 2.0,
+	// JSON or YAML, as API Gateway exports it. Required.
+	OpenAPI string `yaml:"openapi"`
+	// Upstreams maps each VPC link connectionId, or integration uri
+	// host[:port], to an entry of upstreams:, which says how to reach and
+	// verify it. Every backend the definition calls must be mapped.
+	Upstreams map[string]string `yaml:"upstreams"`
+	// Stage names the stage being served: the resource policy's
+	// statements for other stages do not apply.
+	Stage string `yaml:"stage"`
+	// BasePaths are where the definition's paths are served: "/" as on a
+	// custom domain with an empty base path mapping, "/prod" as at the
+	// execute-api URL of stage prod (or a base path mapping "prod").
+	// Several serve the same routes at each. It defaults to ["/"].
+	BasePaths []string `yaml:"base_paths"`
+	// Throttle applies to each imported route (API Gateway's stage
+	// default method throttling). Nil = none.
+	Throttle *Throttle `yaml:"throttle"`
+	// StageVariables resolve ${stageVariables.NAME} in the definition.
+	StageVariables map[string]string `yaml:"stage_variables"`
+	// SkipUnsupported leaves out methods that cannot run here (Lambda,
+	// AWS services, authorizers) instead of refusing the config; each
+	// start warns about them.
+	SkipUnsupported bool `yaml:"skip_unsupported"`
+	// AcceptSkipVerification accepts integrations that told API Gateway
+	// to skip TLS verification; drawbridge verifies them anyway, by the
+	// mapped upstream's pins or CA.
+	AcceptSkipVerification bool `yaml:"accept_skip_verification"`
 }
 
 // IPRules allow and deny client addresses (CIDRs or single IPs, v4 or

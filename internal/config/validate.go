@@ -30,6 +30,9 @@ type validator struct {
 	top   map[string]int
 	dir   string
 	cfg   *Config
+
+	// gatewayResponseOrigin says where each gateway response was set.
+	gatewayResponseOrigin map[string]string
 }
 
 // dirOf is the absolute folder of the config file, against which relative
@@ -73,6 +76,8 @@ func (v *validator) run() {
 		}
 	}
 	v.partners()
+	v.apis() // adds the definitions' routes, validated below with the others
+	v.gatewayResponses()
 	v.routes()
 	v.l4()
 	v.store()
@@ -872,6 +877,8 @@ func (v *validator) routes() {
 		}
 
 		switch {
+		case r.Mock != nil:
+			// A mock answers itself; apiRoute checks it has no upstream.
 		case r.Upstream == "":
 			if !v.bad[&r.Upstream] {
 				v.add(r.Line, "%s: upstream is required: the name of an entry under upstreams:", obj)
@@ -893,6 +900,7 @@ func (v *validator) routes() {
 		v.throttle(r.Throttle, obj, "throttle", r.Line)
 		v.ipRules(r.IP, obj, r.Line)
 		v.cors(r.CORS, obj, r.Line)
+		v.apiRoute(r, obj, tmpl, pathOK)
 		switch r.ClientCert {
 		case "":
 		case "required":

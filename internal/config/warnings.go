@@ -54,5 +54,5 @@ func (c *Config) Warnings() []string {
 			warn(&s.TLS.InsecureSkipVerify, s.Line, "store: tls.insecure_skip_verify is true; Redis's certificate is not verified")
 		}
 	}
-	return out
+	return append(out, c.importWarnings...)
 }

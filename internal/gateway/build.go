@@ -16,6 +16,7 @@ import (
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
 	"github.com/drawbridge-gw/drawbridge/internal/health"
+	"github.com/drawbridge-gw/drawbridge/internal/integration"
 	"github.com/drawbridge-gw/drawbridge/internal/l4"
 	"github.com/drawbridge-gw/drawbridge/internal/observe"
 	"github.com/drawbridge-gw/drawbridge/internal/proxy"
@@ -103,7 +104,9 @@ func buildChain(cfg *config.Config, st store.Store, keys *auth.KeyCache, metrics
 	if err != nil {
 		return nil, fmt.Errorf("%s: routes: %w", cfg.File, err)
 	}
-	c.handler = guardPath(r)
+	// Outermost but for the access log, so that every answer drawbridge
+	// writes itself, the path guard's included, can be customized.
+	c.handler = gatewayResponses(cfg).Middleware(guardPath(r))
 	return c, nil
 }
 
@@ -196,6 +199,31 @@ func TransportOptions(uc *config.Upstream) (transport.Options, error) {
 
 // buildRoute builds one route's stages, innermost first.
 func buildRoute(cfg *config.Config, rc *config.Route, bu *builtUpstream, pc *partnerControls, metrics *observe.Metrics, logger *slog.Logger) (http.Handler, error) {
+	backend, err := routeBackend(cfg, rc, bu, logger)
+	if err != nil {
+		return nil, err
+	}
+	// The request validator and parameter mappings run after the partner
+	// checks, as in API Gateway: an unkeyed request gets 403, not 400.
+	if backend, err = withMethodRequest(cfg, rc, backend); err != nil {
+		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
+	}
+	h, err := perMethod(rc, func(methodKey string) (http.Handler, error) { return pc.wrap(rc, methodKey, backend) })
+	if err == nil {
+		h, err = withCORS(rc, pc.methodsOnPath[rc.Host+" "+rc.Path], h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
+	}
+	return stampRoute(metrics.Route(rc.Name), h), nil
+}
+
+// routeBackend is what a route's requests reach after every check: the
+// proxy to its upstream, or its mock answer.
+func routeBackend(cfg *config.Config, rc *config.Route, bu *builtUpstream, logger *slog.Logger) (http.Handler, error) {
+	if rc.Mock != nil {
+		return integration.NewMock(integration.Mock{Status: rc.Mock.Status, Body: rc.Mock.Body, Headers: rc.Mock.Headers}), nil
+	}
 	var rewrite *router.Template
 	if rc.UpstreamPath != "" {
 		t, err := router.ParseTemplate(rc.UpstreamPath)
@@ -205,6 +233,10 @@ func buildRoute(cfg *config.Config, rc *config.Route, bu *builtUpstream, pc *par
 		rewrite = &t
 	}
 	uc := cfg.Upstreams[rc.Upstream]
+	statusMap, errs := integration.StatusMap(rc.StatusMap)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("route %q: %s", rc.Name, errs[0])
+	}
 	p, err := proxy.New(proxy.Options{
 		Route:        rc.Name,
 		Pool:         bu.pool,
@@ -215,18 +247,12 @@ func buildRoute(cfg *config.Config, rc *config.Route, bu *builtUpstream, pc *par
 		Timeout:      rc.Timeout.D(),
 		MaxBodyBytes: maxBodyBytes(cfg),
 		Logger:       logger,
+		StatusMap:    statusMap,
 	})
 	if err != nil {
 		return nil, err
 	}
-	h, err := perMethod(rc, func(methodKey string) (http.Handler, error) { return pc.wrap(rc, methodKey, p) })
-	if err == nil {
-		h, err = withCORS(rc, pc.methodsOnPath[rc.Host+" "+rc.Path], h)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
-	}
-	return stampRoute(metrics.Route(rc.Name), h), nil
+	return p, nil
 }
 
 // perMethod builds the partner checks once per method the route declares,

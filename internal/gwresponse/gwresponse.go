@@ -49,6 +49,8 @@ type Response struct {
 	ErrorType string // x-amzn-ErrorType value; "" sends none
 	Body      []byte
 	length    string
+	typ       Type   // for customization (see Customs)
+	message   string // the message in Body, for $context.error.message
 }
 
 // A note on bodies: API Gateway's defaults are not uniform. Some put no
@@ -79,6 +81,12 @@ var defaults = map[Type]*Response{
 
 	BadGateway:         newResponse(502, "InternalServerErrorException", `{"message": "Internal server error"}`),
 	ServiceUnavailable: newResponse(503, "InternalServerErrorException", `{"message": "Internal server error"}`),
+}
+
+func init() {
+	for t, r := range defaults {
+		r.typ, r.message = t, defaultMessage(r.Body)
+	}
 }
 
 func newResponse(status int, errorType, body string) *Response {
@@ -114,6 +122,10 @@ func Write(w http.ResponseWriter, t Type) {
 // Write sends r. Headers the handler already set (x-amzn-RequestId, set by
 // the outermost middleware on every response) are kept.
 func (r *Response) Write(w http.ResponseWriter) {
+	if c := customFor(w, r.typ, r.Status); c != nil {
+		writeCustom(w, r, c, r.message)
+		return
+	}
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
 	h["Content-Length"] = []string{r.length}

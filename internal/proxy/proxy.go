@@ -43,6 +43,10 @@ type Options struct {
 	// Logger receives upstream failures with their reason. If nil,
 	// slog.Default() is used.
 	Logger *slog.Logger
+	// StatusMap maps the backend's status to the partner's, as API
+	// Gateway's integration responses of an http (not http_proxy)
+	// integration do. If nil, the backend's status passes through.
+	StatusMap func(status int) int
 }
 
 // Defaults follow API Gateway's limits.
@@ -83,7 +87,7 @@ func New(o Options) (*Handler, error) {
 		Transport:      &balancer{pool: o.Pool, next: o.Transport, metrics: o.Metrics},
 		BufferPool:     bufferPool{},
 		ErrorHandler:   h.handleError,
-		ModifyResponse: remapGatewayHeaders,
+		ModifyResponse: modifyResponse(o.StatusMap),
 		// A negative FlushInterval would flush after every write; ReverseProxy
 		// already flushes at once for streaming responses (no Content-Length
 		// or text/event-stream), which is what partners need, so keep 0.
@@ -140,6 +144,22 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		if _, port, err := net.SplitHostPort(addr.String()); err == nil {
 			out.Header["X-Forwarded-Port"] = []string{port}
 		}
+	}
+}
+
+// modifyResponse is remapGatewayHeaders, then statusMap if any. Protocol
+// switches (101) are never mapped.
+func modifyResponse(statusMap func(int) int) func(*http.Response) error {
+	if statusMap == nil {
+		return remapGatewayHeaders
+	}
+	return func(resp *http.Response) error {
+		if resp.StatusCode >= 200 {
+			if s := statusMap(resp.StatusCode); s != resp.StatusCode {
+				resp.StatusCode, resp.Status = s, ""
+			}
+		}
+		return remapGatewayHeaders(resp)
 	}
 }
 

@@ -1,0 +1,297 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/drawbridge-gw/drawbridge/internal/transport"
+)
+
+// seen is what a backend received.
+type seen struct {
+	Method, Path, Query, Body string
+	Header                    http.Header
+}
+
+// recordingBackend is a real self-signed HTTPS backend that remembers every
+// request it got.
+type recordingBackend struct {
+	mu   sync.Mutex
+	reqs []seen
+	url  string
+	pin  string
+}
+
+func newRecordingBackend(t *testing.T) *recordingBackend {
+	t.Helper()
+	rb := &recordingBackend{}
+	cert := backendCert(t)
+	srv := backend(t, cert, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		rb.mu.Lock()
+		rb.reqs = append(rb.reqs, seen{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(b), Header: r.Header.Clone()})
+		rb.mu.Unlock()
+		if s := r.Header.Get("X-Want-Status"); s != "" {
+			code, _ := strconv.Atoi(s)
+			w.WriteHeader(code)
+		}
+		io.WriteString(w, "backend")
+	}))
+	rb.url, rb.pin = srv.URL, transport.SPKIPin(cert.Cert)
+	return rb
+}
+
+// take returns and forgets the requests seen so far.
+func (rb *recordingBackend) take() []seen {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	out := rb.reqs
+	rb.reqs = nil
+	return out
+}
+
+func fixture(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "openapi", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestAPIsEndToEnd imports the PetStore fixture through the config's apis:
+// and calls each route through a real listener to a real self-signed
+// backend, checking what the backend saw and what the partner got.
+func TestAPIsEndToEnd(t *testing.T) {
+	t.Parallel()
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    upstreams: {petstore.example.com: onprem}
+store: {type: memory}
+plans:
+  gold: {throttle: {rate: 1000, burst: 1000}}
+`, rb.url, rb.pin, fixture(t, "petstore-oas30.yaml")))
+	h.addKey("acme", goodKey, "gold")
+	key := []string{"x-api-key", goodKey}
+	with := func(extra ...string) []string { return append(append([]string{}, key...), extra...) }
+
+	tests := []struct {
+		desc, method, path, body string
+		header                   []string
+		status                   int
+		respBody                 string
+		errorType                string
+		respHeader               map[string]string
+		// backend is what the backend must have seen; nil: not called.
+		backend *seen
+	}{
+		{desc: "http integration maps query and static header", method: "GET", path: "/pets?type=dog&page=2", header: key,
+			status: 200, respBody: "backend",
+			backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "kind=dog&page=2&type=dog", Header: http.Header{"X-Source": {"drawbridge"}}}},
+		{desc: "http integration: a lone default response makes every status 200", method: "GET", path: "/pets?type=dog&page=2", header: with("X-Want-Status", "404"),
+			status: 200, respBody: "backend", backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "kind=dog&page=2&type=dog"}},
+		{desc: "http_proxy: the backend's status passes through", method: "GET", path: "/pets/7", header: []string{"X-Want-Status", "404"},
+			status: 404, respBody: "backend", backend: &seen{Method: "GET", Path: "/api/v1/pets/7"}},
+		{desc: "required query parameter missing", method: "GET", path: "/pets?type=dog", header: key,
+			status: 400, respBody: `{"message": "Missing required request parameters: [page]"}`, errorType: "BadRequestException"},
+		{desc: "the key is checked before the validator", method: "GET", path: "/pets?type=dog",
+			status: 403, respBody: `{"message":"Forbidden"}`, errorType: "ForbiddenException"},
+		{desc: "valid body reaches the backend with the mapped header", method: "POST", path: "/pets", body: `{"name":"rex","type":"dog"}`,
+			header: with("x-tenant", "t1", "content-type", "application/json"), status: 200, respBody: "backend",
+			backend: &seen{Method: "POST", Path: "/api/v1/pets", Body: `{"name":"rex","type":"dog"}`, Header: http.Header{"X-Tenant-Id": {"t1"}, "X-Tenant": {"t1"}}}},
+		{desc: "required header missing", method: "POST", path: "/pets", body: `{"name":"rex","type":"dog"}`, header: key,
+			status: 400, respBody: `{"message": "Missing required request parameters: [x-tenant]"}`, errorType: "BadRequestException"},
+		{desc: "body against the model: enum", method: "POST", path: "/pets", body: `{"name":"rex","type":"lion"}`, header: with("x-tenant", "t1"),
+			status: 400, respBody: `{"message": "Invalid request body"}`, errorType: "BadRequestException"},
+		{desc: "body against the model: not JSON", method: "POST", path: "/pets", body: `{"name":`, header: with("x-tenant", "t1"),
+			status: 400, respBody: `{"message": "Invalid request body"}`, errorType: "BadRequestException"},
+		{desc: "path parameter renamed into the upstream path", method: "GET", path: "/pets/42",
+			status: 200, respBody: "backend", backend: &seen{Method: "GET", Path: "/api/v1/pets/42"}},
+		{desc: "mock CORS preflight", method: "OPTIONS", path: "/pets",
+			status: 200, respBody: "{}", respHeader: map[string]string{"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET,POST,OPTIONS"}},
+		{desc: "mock health check", method: "GET", path: "/health", status: 200, respBody: `{"status": "ok"}`,
+			respHeader: map[string]string{"Content-Type": "application/json"}},
+		// The definition's gateway responses: MISSING_AUTHENTICATION_TOKEN
+		// with its own status and template, DEFAULT_4XX's header on every 4xx.
+		{desc: "undeclared method, customized", method: "DELETE", path: "/pets", header: key,
+			status: 404, respBody: `{"message": "Missing Authentication Token", "type": "MISSING_AUTHENTICATION_TOKEN", "requestId": "{{ID}}"}`,
+			errorType: "MissingAuthenticationTokenException", respHeader: map[string]string{"Access-Control-Allow-Origin": "*"}},
+		{desc: "a 4xx inherits DEFAULT_4XX", method: "GET", path: "/pets?type=dog", header: key,
+			status: 400, respBody: `{"message": "Missing required request parameters: [page]"}`, errorType: "BadRequestException",
+			respHeader: map[string]string{"Access-Control-Allow-Origin": "*"}},
+	}
+	for _, tc := range tests {
+		var body io.Reader
+		if tc.body != "" {
+			body = strings.NewReader(tc.body)
+		}
+		got := h.do(tc.method, tc.path, body, tc.header...)
+		tc.respBody = strings.ReplaceAll(tc.respBody, "{{ID}}", got.header.Get("X-Amzn-Requestid"))
+		if got.status != tc.status || got.body != tc.respBody {
+			t.Errorf("%s: %s %s: got %d %s, want %d %s", tc.desc, tc.method, tc.path, got.status, got.body, tc.status, tc.respBody)
+		}
+		if et := got.header.Get("X-Amzn-Errortype"); et != tc.errorType {
+			t.Errorf("%s: x-amzn-ErrorType %q, want %q", tc.desc, et, tc.errorType)
+		}
+		for k, v := range tc.respHeader {
+			if g := got.header.Get(k); g != v {
+				t.Errorf("%s: response header %s = %q, want %q", tc.desc, k, g, v)
+			}
+		}
+		reqs := rb.take()
+		switch {
+		case tc.backend == nil && len(reqs) > 0:
+			t.Errorf("%s: the backend was called: %+v", tc.desc, reqs)
+		case tc.backend != nil && len(reqs) != 1:
+			t.Errorf("%s: the backend got %d requests, want 1", tc.desc, len(reqs))
+		case tc.backend != nil:
+			checkSeen(t, tc.desc, reqs[0], *tc.backend)
+		}
+	}
+}
+
+func checkSeen(t *testing.T, desc string, got, want seen) {
+	t.Helper()
+	if got.Method != want.Method || got.Path != want.Path || got.Query != want.Query || got.Body != want.Body {
+		g, _ := json.Marshal(seen{Method: got.Method, Path: got.Path, Query: got.Query, Body: got.Body})
+		w, _ := json.Marshal(seen{Method: want.Method, Path: want.Path, Query: want.Query, Body: want.Body})
+		t.Errorf("%s: backend saw %s, want %s", desc, g, w)
+	}
+	for k, v := range want.Header {
+		if g := got.Header.Values(k); strings.Join(g, ",") != strings.Join(v, ",") {
+			t.Errorf("%s: backend header %s = %q, want %q", desc, k, g, v)
+		}
+	}
+}
+
+// TestAPIsProxyEndToEnd: a Swagger 2.0 {proxy+} ANY method over a VPC
+// link whose connectionId is a stage variable, served at / and at /prod.
+func TestAPIsProxyEndToEnd(t *testing.T) {
+	t.Parallel()
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  orders:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    stage: prod
+    stage_variables: {vpcLinkId: vl-abc}
+    upstreams: {vl-abc: orders}
+    base_paths: [/, /prod]
+store: {type: memory}
+plans:
+  gold: {throttle: {rate: 1000, burst: 1000}}
+`, rb.url, rb.pin, fixture(t, "proxy-swagger2.json")))
+	h.addKey("acme", goodKey, "gold")
+	// GET / requires a key (a Swagger 2.0 securityDefinitions apiKey).
+	if got := h.get("/"); got.status != 403 || got.body != `{"message":"Forbidden"}` {
+		t.Errorf("GET / without a key: got %d %s, want 403 Forbidden", got.status, got.body)
+	}
+	tests := []struct {
+		method, path, body string
+		status             int
+		want               seen
+	}{
+		{"GET", "/", "", 200, seen{Method: "GET", Path: "/"}},
+		{"PUT", "/orders/7/lines?x=1&y=two", `{"sku":"a1","qty":2}`, 200, seen{Method: "PUT", Path: "/orders/7/lines", Query: "x=1&y=two", Body: `{"sku":"a1","qty":2}`}},
+		{"DELETE", "/a", "", 200, seen{Method: "DELETE", Path: "/a"}},
+		// The execute-api URL shape: the stage is not part of the backend path.
+		{"GET", "/prod", "", 200, seen{Method: "GET", Path: "/"}},
+		{"PATCH", "/prod/orders/7?x=1", `{"sku":"b"}`, 200, seen{Method: "PATCH", Path: "/orders/7", Query: "x=1", Body: `{"sku":"b"}`}},
+		// The ANY method's model, a Swagger 2.0 body parameter's $ref.
+		{"POST", "/orders", `{"qty":0}`, 400, seen{}},
+	}
+	for _, tc := range tests {
+		var body io.Reader
+		if tc.body != "" {
+			body = strings.NewReader(tc.body)
+		}
+		got := h.do(tc.method, tc.path, body, "x-api-key", goodKey)
+		want := "backend"
+		if tc.status == 400 {
+			want = `{"message": "Invalid request body"}`
+		}
+		if got.status != tc.status || got.body != want {
+			t.Errorf("%s %s: got %d %s, want %d %s", tc.method, tc.path, got.status, got.body, tc.status, want)
+		}
+		reqs := rb.take()
+		if tc.status != 200 {
+			if len(reqs) > 0 {
+				t.Errorf("%s %s: the backend was called", tc.method, tc.path)
+			}
+			continue
+		}
+		if len(reqs) != 1 {
+			t.Errorf("%s %s: the backend got %d requests, want 1", tc.method, tc.path, len(reqs))
+			continue
+		}
+		checkSeen(t, tc.method+" "+tc.path, reqs[0], tc.want)
+	}
+}
+
+// TestAPIsResourcePolicy: x-amazon-apigateway-policy's aws:SourceIp
+// conditions become ip rules. The fixture allows 203.0.113.0/24; a copy
+// allows this client (127.0.0.1) instead.
+func TestAPIsResourcePolicy(t *testing.T) {
+	t.Parallel()
+	orig, err := os.ReadFile(fixture(t, "policy-oas30.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(t.TempDir(), "policy-local.yaml")
+	if err := os.WriteFile(local, []byte(strings.Replace(string(orig), "203.0.113.0/24", "127.0.0.0/8", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	denied := `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke"}`
+	tests := []struct {
+		desc, definition string
+		getStatus        int
+	}{
+		{"client outside the allowed ranges", fixture(t, "policy-oas30.yaml"), 403},
+		{"client inside the allowed ranges", local, 200},
+	}
+	for _, tc := range tests {
+		rb := newRecordingBackend(t)
+		h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  orders:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    stage: prod
+    upstreams: {orders.example.com: orders}
+store: {type: memory}
+`, rb.url, rb.pin, tc.definition))
+		if got := h.do("GET", "/orders/1", nil); got.status != tc.getStatus || (tc.getStatus == 403 && got.body != denied) {
+			t.Errorf("%s: GET /orders/1: got %d %s, want %d", tc.desc, got.status, got.body, tc.getStatus)
+		}
+		// DELETE is denied to everyone in stage prod.
+		if got := h.do("DELETE", "/orders/1", nil); got.status != 403 || got.body != denied {
+			t.Errorf("%s: DELETE /orders/1: got %d %s, want 403 AccessDenied", tc.desc, got.status, got.body)
+		}
+		wantCalls := 0
+		if tc.getStatus == 200 {
+			wantCalls = 1
+		}
+		if reqs := rb.take(); len(reqs) != wantCalls {
+			t.Errorf("%s: the backend got %d requests, want %d", tc.desc, len(reqs), wantCalls)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package integration
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestParseParameters(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc string
+		key  string
+		src  string
+		want Mapping
+		err  string
+	}{
+		{desc: "header from query", key: "integration.request.header.X-Kind", src: "method.request.querystring.kind",
+			want: Mapping{TargetKind: "header", TargetName: "X-Kind", SourceKind: "querystring", SourceName: "kind"}},
+		{desc: "query from path", key: "integration.request.querystring.id", src: "method.request.path.petId",
+			want: Mapping{TargetKind: "querystring", TargetName: "id", SourceKind: "path", SourceName: "petId"}},
+		{desc: "static", key: "integration.request.header.X-Src", src: "'gw'",
+			want: Mapping{TargetKind: "header", TargetName: "X-Src", SourceKind: "literal", SourceName: "gw"}},
+		{desc: "path target", key: "integration.request.path.id", src: "method.request.path.id", err: "mapped by upstream_path"},
+		{desc: "smuggling header", key: "integration.request.header.transfer-encoding", src: "'chunked'", err: "cannot be mapped"},
+		{desc: "context source", key: "integration.request.header.X", src: "context.requestId", err: `source "context.requestId"`},
+		{desc: "not integration.request", key: "method.request.header.X", src: "'a'", err: "want integration.request.header.NAME"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			got, errs := ParseParameters(map[string]string{tc.key: tc.src})
+			if tc.err != "" {
+				if len(errs) != 1 || !strings.Contains(errs[0], tc.err) {
+					t.Errorf("ParseParameters(%s=%s): errors %q, want one containing %q", tc.key, tc.src, errs, tc.err)
+				}
+				return
+			}
+			if len(errs) > 0 || len(got) != 1 || got[0] != tc.want {
+				t.Errorf("ParseParameters(%s=%s) = %+v, %q; want %+v", tc.key, tc.src, got, errs, tc.want)
+			}
+		})
+	}
+}
+
+func TestMapper(t *testing.T) {
+	t.Parallel()
+	params, errs := ParseParameters(map[string]string{
+		"integration.request.header.X-Kind":        "method.request.querystring.kind",
+		"integration.request.header.X-Id":          "method.request.path.id",
+		"integration.request.querystring.tenant":   "method.request.header.X-Tenant",
+		"integration.request.querystring.static":   "'yes'",
+		"integration.request.header.X-Not-Present": "method.request.header.X-Absent",
+	})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var got *http.Request
+	h := New(Options{Parameters: params, Method: "POST"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r }))
+	mux := http.NewServeMux()
+	mux.Handle("/items/{id}", h)
+	req := httptest.NewRequest("GET", "/items/42?kind=a&kind=b&keep=1", nil)
+	req.Header.Set("X-Tenant", "acme")
+	mux.ServeHTTP(httptest.NewRecorder(), req)
+	if got == nil {
+		t.Fatal("next was not called")
+	}
+	if got.Method != "POST" || got.Header.Get("X-Kind") != "a" || got.Header.Get("X-Id") != "42" || got.Header.Get("X-Not-Present") != "" {
+		t.Errorf("mapped request: method %s, headers %v", got.Method, got.Header)
+	}
+	if q := got.URL.Query(); q.Get("tenant") != "acme" || q.Get("static") != "yes" || q.Get("keep") != "1" {
+		t.Errorf("mapped query %q", got.URL.RawQuery)
+	}
+	if req.Method != "GET" || req.Header.Get("X-Kind") != "" {
+		t.Errorf("the partner's request was changed: %s %v", req.Method, req.Header)
+	}
+}
+
+func TestMock(t *testing.T) {
+	t.Parallel()
+	h := NewMock(Mock{Status: 201, Body: `{"ok": true}`, Headers: map[string]string{"access-control-allow-origin": "*"}})
+	for _, method := range []string{"GET", "HEAD"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, "/", nil))
+		body, _ := io.ReadAll(rec.Body)
+		wantBody := `{"ok": true}`
+		if method == "HEAD" {
+			wantBody = ""
+		}
+		if rec.Code != 201 || string(body) != wantBody || rec.Header().Get("Access-Control-Allow-Origin") != "*" ||
+			rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("Content-Length") != "12" {
+			t.Errorf("%s: got %d %q %v", method, rec.Code, body, rec.Header())
+		}
+	}
+}
+
+func TestStatusMap(t *testing.T) {
+	t.Parallel()
+	m, errs := StatusMap(map[string]int{`4\d{2}`: 400, "5..": 502, "default": 200})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	for in, want := range map[int]int{404: 400, 418: 400, 503: 502, 200: 200, 201: 200, 302: 200} {
+		if got := m(in); got != want {
+			t.Errorf("status %d: got %d, want %d", in, got, want)
+		}
+	}
+	noDefault, _ := StatusMap(map[string]int{"404": 200})
+	if noDefault(404) != 200 || noDefault(500) != 500 {
+		t.Errorf("without default: 404 → %d, 500 → %d; want 200 and 500", noDefault(404), noDefault(500))
+	}
+	if m, errs := StatusMap(nil); m != nil || errs != nil {
+		t.Errorf("StatusMap(nil) = %v, %v; want nothing", m != nil, errs)
+	}
+	_, errs = StatusMap(map[string]int{"4(": 400, "default": 99})
+	if len(errs) != 2 || !strings.Contains(errs[0], `status_map "4(": not a regular expression`) || !strings.Contains(errs[1], `status_map "default": 99 is not an HTTP status`) {
+		t.Errorf("errors %q", errs)
+	}
+}

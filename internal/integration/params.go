@@ -1,0 +1,209 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Mapping is one requestParameters entry: Target (a header or query
+// parameter sent to the backend) is set from Source.
+type Mapping struct {
+	// TargetKind is "header" or "querystring"; TargetName its name.
+	TargetKind, TargetName string
+	// SourceKind is "header", "querystring" or "path" for a value of the
+	// partner's request, or "literal" for a static value; SourceName is
+	// the name, or the value itself for a literal.
+	SourceKind, SourceName string
+}
+
+// forbiddenHeaders may not be mapped: API Gateway refuses mappings to
+// Content-Length and Transfer-Encoding as a request-smuggling guard, and
+// the others are hop-by-hop or owned by the proxy.
+var forbiddenHeaders = []string{"Content-Length", "Transfer-Encoding", "Connection", "Te", "Upgrade", "Host", "Proxy-Authorization", "Keep-Alive", "Trailer"}
+
+// ParseParameters parses API Gateway requestParameters ("integration.
+// request.header.X" → "method.request.querystring.y" or "'static'"),
+// returning the mappings sorted by target and one message per bad entry.
+func ParseParameters(params map[string]string) ([]Mapping, []string) {
+	var out []Mapping
+	var errs []string
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		m, err := parseOne(k, params[k])
+		if err != "" {
+			errs = append(errs, fmt.Sprintf("request_parameters %q: %s", k, err))
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, errs
+}
+
+func parseOne(key, src string) (Mapping, string) {
+	var m Mapping
+	target, ok := strings.CutPrefix(key, "integration.request.")
+	if ok {
+		m.TargetKind, m.TargetName, ok = strings.Cut(target, ".")
+	}
+	switch {
+	case !ok || m.TargetName == "":
+		return m, "want integration.request.header.NAME or integration.request.querystring.NAME"
+	case m.TargetKind == "path":
+		return m, "path parameters are mapped by upstream_path, e.g. upstream_path: /items/{id}"
+	case m.TargetKind != "header" && m.TargetKind != "querystring":
+		return m, "want integration.request.header.NAME or integration.request.querystring.NAME"
+	case m.TargetKind == "header" && slices.Contains(forbiddenHeaders, textproto.CanonicalMIMEHeaderKey(m.TargetName)):
+		return m, fmt.Sprintf("header %s cannot be mapped (it belongs to the connection, not the request)", m.TargetName)
+	}
+	if len(src) >= 2 && src[0] == '\'' && src[len(src)-1] == '\'' {
+		m.SourceKind, m.SourceName = "literal", src[1:len(src)-1]
+		return m, ""
+	}
+	from, ok := strings.CutPrefix(src, "method.request.")
+	if ok {
+		m.SourceKind, m.SourceName, ok = strings.Cut(from, ".")
+	}
+	if !ok || m.SourceName == "" || (m.SourceKind != "header" && m.SourceKind != "querystring" && m.SourceKind != "path") {
+		return m, fmt.Sprintf("source %q: want method.request.header.NAME, method.request.querystring.NAME, method.request.path.NAME or a 'static value'", src)
+	}
+	return m, ""
+}
+
+// StatusMap compiles API Gateway integration responses of an http
+// integration: selection patterns (regular expressions matched against
+// the whole backend status, such as "4\\d{2}") to the status the partner
+// gets, and "default" for the rest. Without "default" an unmatched status
+// passes through. Patterns are tried in sorted order; API Gateway
+// requires that they do not overlap.
+func StatusMap(m map[string]int) (func(int) int, []string) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	type rule struct {
+		re     *regexp.Regexp
+		status int
+	}
+	var rules []rule
+	var errs []string
+	def := 0
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		st := m[k]
+		if st < 100 || st > 599 {
+			errs = append(errs, fmt.Sprintf("status_map %q: %d is not an HTTP status", k, st))
+			continue
+		}
+		if k == "default" {
+			def = st
+			continue
+		}
+		re, err := regexp.Compile("^(?:" + k + ")$")
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("status_map %q: not a regular expression: %v", k, err))
+			continue
+		}
+		rules = append(rules, rule{re, st})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return func(status int) int {
+		code := strconv.Itoa(status)
+		for _, r := range rules {
+			if r.re.MatchString(code) {
+				return r.status
+			}
+		}
+		if def != 0 {
+			return def
+		}
+		return status
+	}, nil
+}
+
+// Options are what New applies to a route's requests.
+type Options struct {
+	// Parameters are the route's mappings (see ParseParameters).
+	Parameters []Mapping
+	// Method replaces the request's method toward the backend; "" keeps it.
+	Method string
+}
+
+// New returns next behind the integration request mappings, or next
+// itself when opts changes nothing.
+func New(opts Options, next http.Handler) http.Handler {
+	if len(opts.Parameters) == 0 && opts.Method == "" {
+		return next
+	}
+	return &mapper{opts: opts, next: next}
+}
+
+type mapper struct {
+	opts Options
+	next http.Handler
+}
+
+func (m *mapper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A copy: the access log and metrics keep the partner's request.
+	out := r.Clone(r.Context())
+	if m.opts.Method != "" {
+		out.Method = m.opts.Method
+	}
+	var query = out.URL.Query()
+	queryChanged := false
+	for _, p := range m.opts.Parameters {
+		val, ok := sourceValue(r, p)
+		if !ok {
+			// API Gateway sends nothing for a source the request lacks.
+			continue
+		}
+		switch p.TargetKind {
+		case "header":
+			out.Header.Set(p.TargetName, val)
+		case "querystring":
+			query.Set(p.TargetName, val)
+			queryChanged = true
+		}
+	}
+	if queryChanged {
+		out.URL.RawQuery = query.Encode()
+	}
+	m.next.ServeHTTP(w, out)
+}
+
+func sourceValue(r *http.Request, p Mapping) (string, bool) {
+	switch p.SourceKind {
+	case "literal":
+		return p.SourceName, true
+	case "header":
+		v := r.Header.Values(p.SourceName)
+		if len(v) == 0 {
+			return "", false
+		}
+		return strings.Join(v, ","), true
+	case "querystring":
+		q := r.URL.Query()
+		if !q.Has(p.SourceName) {
+			return "", false
+		}
+		return q.Get(p.SourceName), true
+	case "path":
+		v := r.PathValue(p.SourceName)
+		return v, v != ""
+	}
+	return "", false
+}

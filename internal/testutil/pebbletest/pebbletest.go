@@ -1,6 +1,7 @@
 package pebbletest
 
 import (
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -45,6 +46,10 @@ type Options struct {
 	// short ones let a test see a renewal made ahead of expiry. Zero
 	// means pebble's default (years).
 	CertValidity time.Duration
+	// OCSPResponderURL, if set, is written into the certificates pebble
+	// issues (pebble runs no OCSP responder: the test serves one, signing
+	// with [Server.Issuer]).
+	OCSPResponderURL string
 }
 
 // Server is a running pebble and pebble-challtestsrv pair. Its ports stay
@@ -122,7 +127,7 @@ func Start(t testing.TB, o Options) *Server {
 		"privateKey":                     keyFile,
 		"httpPort":                       o.HTTPPort,
 		"tlsPort":                        o.TLSPort,
-		"ocspResponderURL":               "",
+		"ocspResponderURL":               o.OCSPResponderURL,
 		"externalAccountBindingRequired": false,
 		"domainBlocklist":                blocklist,
 	}}
@@ -294,6 +299,54 @@ func (s *Server) IssuerRoots() *x509.CertPool {
 		s.t.Fatalf("pebbletest: %s: no PEM certificate in %q", url, firstLine(body))
 	}
 	return pool
+}
+
+// Issuer is the intermediate certificate pebble issues under now, and its
+// private key, from the management interface: what a test OCSP responder
+// signs with.
+func (s *Server) Issuer() (*x509.Certificate, crypto.Signer) {
+	s.t.Helper()
+	certPEM := s.management("/intermediates/0")
+	keyPEM := s.management("/intermediate-keys/0")
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		s.t.Fatalf("pebbletest: intermediate: no PEM in %q / %q", firstLine(certPEM), firstLine(keyPEM))
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		s.t.Fatalf("pebbletest: intermediate certificate: %v", err)
+	}
+	var key any
+	switch kb.Type {
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(kb.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(kb.Bytes)
+	default:
+		key, err = x509.ParsePKCS8PrivateKey(kb.Bytes)
+	}
+	signer, ok := key.(crypto.Signer)
+	if err != nil || !ok {
+		s.t.Fatalf("pebbletest: intermediate key (%s): %v", kb.Type, err)
+	}
+	return cert, signer
+}
+
+// management GETs path from pebble's management interface.
+func (s *Server) management(path string) []byte {
+	s.t.Helper()
+	url := "https://127.0.0.1:" + strconv.Itoa(s.mgmtPort) + path
+	resp, err := s.client().Get(url)
+	if err != nil {
+		s.t.Fatalf("pebbletest: fetching %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("pebbletest: fetching %s: %s %v", url, resp.Status, err)
+	}
+	return body
 }
 
 func firstLine(b []byte) string {

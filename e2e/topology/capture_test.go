@@ -100,11 +100,28 @@ type segment struct {
 	payload []byte
 }
 
+func (k flowKey) reverse() flowKey { return flowKey{src: k.dst, dst: k.src} }
+
 // flow is one direction of a TCP connection as captured.
 type flow struct {
 	synSeen bool
 	isn     uint32 // the SYN's sequence number, when synSeen
 	segs    []segment
+	// endSeq is the sequence number just past the last byte this side
+	// sent, as its first FIN or RST says; ended tells whether there was
+	// one, and reset whether it was an RST.
+	ended, reset bool
+	endSeq       uint32
+	// endTime is when the FIN or RST was captured, last when any packet
+	// of this direction was.
+	endTime, last time.Time
+}
+
+// endedAt reports whether this side closed or reset the connection right
+// after its n-th byte: the capture has every byte it sent, and no more
+// were coming.
+func (fl *flow) endedAt(n int) bool {
+	return fl.synSeen && fl.ended && fl.endSeq-fl.isn-1 == uint32(n)
 }
 
 // captureSummary is what one pcap holds.
@@ -131,7 +148,7 @@ func readCapture(file string, marker []byte) (*captureSummary, error) {
 	}
 	s := &captureSummary{flows: map[flowKey]*flow{}}
 	for {
-		data, _, err := r.ReadPacketData()
+		data, ci, err := r.ReadPacketData()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -159,6 +176,13 @@ func readCapture(file string, marker []byte) (*captureSummary, error) {
 		}
 		if tcp.SYN {
 			fl.synSeen, fl.isn = true, tcp.Seq
+		}
+		fl.last = ci.Timestamp
+		if (tcp.FIN || tcp.RST) && !fl.ended {
+			// A FIN takes the sequence number after the segment's
+			// payload; an RST carries the sender's next one.
+			fl.ended, fl.reset, fl.endTime = true, tcp.RST, ci.Timestamp
+			fl.endSeq = tcp.Seq + uint32(len(tcp.Payload))
 		}
 		if len(tcp.Payload) > 0 {
 			fl.segs = append(fl.segs, segment{seq: tcp.Seq, payload: bytes.Clone(tcp.Payload)})
@@ -193,10 +217,20 @@ func (fl *flow) reassemble() ([]byte, error) {
 	return out, nil
 }
 
+// errLastRecordCut is checkTLSRecords' verdict on a stream that is TLS
+// records from its first byte to its last, except that the last record
+// stops before its end: what the sender had written, or the headers it
+// had begun, are all valid TLS, and the rest never came.
+var errLastRecordCut = errors.New("the last record is cut short")
+
 // checkTLSRecords reports whether b is a sequence of whole TLS records
 // (RFC 8446 §5.1: type, legacy version 0x03xx, 16-bit length) whose first
 // is a handshake record (0x16): a TLS connection from its first byte.
 // Anything else, such as "GET /" or "HTTP/1.1", fails at the first record.
+// A stream whose last record (or the header of it) is cut short, with
+// every byte present valid TLS, fails with an error wrapping
+// errLastRecordCut, which the caller may accept for a connection that was
+// cut (see noCleartext); any other flaw fails as such.
 func checkTLSRecords(b []byte) error {
 	const (
 		changeCipherSpec = 20
@@ -216,23 +250,26 @@ func checkTLSRecords(b []byte) error {
 	}
 	records := 0
 	for pos := 0; pos < len(b); {
-		if len(b)-pos < headerLen {
-			return fmt.Errorf("record %d at offset %d: %d bytes left, less than a record header", records+1, pos, len(b)-pos)
-		}
-		typ, major, minor := b[pos], b[pos+1], b[pos+2]
-		length := int(binary.BigEndian.Uint16(b[pos+3:]))
-		if typ < changeCipherSpec || typ > applicationData {
+		// The header's bytes are checked as far as they go, so that a
+		// stream ending inside a header is cut TLS only if the part
+		// present is a TLS header's beginning.
+		h := b[pos:min(pos+headerLen, len(b))]
+		if typ := h[0]; typ < changeCipherSpec || typ > applicationData {
 			return fmt.Errorf("record %d at offset %d: type 0x%02x is not a TLS record type; bytes %q", records+1, pos, typ, preview(b[pos:]))
 		}
-		if major != 3 || minor > 4 {
-			return fmt.Errorf("record %d at offset %d: version 0x%02x%02x is not 0x03xx", records+1, pos, major, minor)
+		if len(h) >= 2 && h[1] != 3 || len(h) >= 3 && h[2] > 4 {
+			return fmt.Errorf("record %d at offset %d: version 0x%x is not 0x03xx", records+1, pos, h[1:min(3, len(h))])
 		}
+		if len(h) < headerLen {
+			return fmt.Errorf("record %d at offset %d: %d bytes left, less than a record header: %w", records+1, pos, len(h), errLastRecordCut)
+		}
+		length := int(binary.BigEndian.Uint16(h[3:]))
 		if length > maxRecordLen {
 			return fmt.Errorf("record %d at offset %d: length %d is over TLS's maximum", records+1, pos, length)
 		}
 		pos += headerLen + length
 		if pos > len(b) {
-			return fmt.Errorf("record %d is cut short: the capture ends %d bytes before its end", records+1, pos-len(b))
+			return fmt.Errorf("record %d is cut short: the capture ends %d bytes before its end: %w", records+1, pos-len(b), errLastRecordCut)
 		}
 		records++
 	}
@@ -241,4 +278,48 @@ func checkTLSRecords(b []byte) error {
 
 func preview(b []byte) []byte {
 	return b[:min(len(b), 16)]
+}
+
+// checkStream checks one direction of a captured connection that carried
+// data: its bytes, reassembled, must not contain the marker, and must be
+// TLS records from the first byte (from the byte after a PROXY v2 header
+// naming the partner, when proxyHeader). cut reports a stream accepted
+// with its last record cut short.
+//
+// A connection cut in the middle of a record is not a leak: the app kill
+// closes app1's connections whatever they were sending, and a refused
+// handshake (the rogue certificate) ends with an alert and a close while
+// the other side may still be writing. Such a stream is accepted only when
+// the connection did end there: this side's FIN or RST comes right after
+// the last byte captured (it sent nothing more), or the other side reset
+// the connection (its kernel then drops whatever this side had not yet
+// sent). Every byte that is there has been checked as TLS all the same, so
+// a cleartext byte, even in the cut record's header, still fails, and so
+// does a cut record in a stream that went on (bytes the capture missed).
+func (s *captureSummary) checkStream(key flowKey, marker []byte, proxyHeader bool) (cut bool, err error) {
+	fl := s.flows[key]
+	stream, err := fl.reassemble()
+	if err != nil {
+		return false, err
+	}
+	if bytes.Contains(stream, marker) {
+		return false, errors.New("the marker is in the stream in cleartext")
+	}
+	sent := len(stream)
+	if proxyHeader {
+		if stream, err = stripProxyHeader(stream); err != nil {
+			return false, err
+		}
+	}
+	err = checkTLSRecords(stream)
+	if !errors.Is(err, errLastRecordCut) {
+		if err != nil {
+			return false, fmt.Errorf("%d bytes, not TLS: %w", sent, err)
+		}
+		return false, nil
+	}
+	if peer := s.flows[key.reverse()]; fl.endedAt(sent) || peer != nil && peer.reset {
+		return true, nil
+	}
+	return false, fmt.Errorf("%d bytes: %w, yet the connection did not end there (no FIN or RST right after it, no reset from the other side)", sent, err)
 }

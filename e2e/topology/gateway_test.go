@@ -257,8 +257,3 @@ func (p *partner) request(method, pathAndQuery string, withKey bool, header map[
 	}
 	return answer{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }
-
-// get is a GET with the key.
-func (p *partner) get(path string) (answer, error) {
-	return p.request(http.MethodGet, path, true, nil, "")
-}

@@ -94,13 +94,14 @@ type flowKey struct {
 
 func (k flowKey) String() string { return k.src + " → " + k.dst }
 
+// reverse is the other direction of the same connection.
+func (k flowKey) reverse() flowKey { return flowKey{src: k.dst, dst: k.src} }
+
 // segment is one captured TCP segment's payload at its sequence number.
 type segment struct {
 	seq     uint32
 	payload []byte
 }
-
-func (k flowKey) reverse() flowKey { return flowKey{src: k.dst, dst: k.src} }
 
 // flow is one direction of a TCP connection as captured.
 type flow struct {
@@ -219,8 +220,8 @@ func (fl *flow) reassemble() ([]byte, error) {
 
 // errLastRecordCut is checkTLSRecords' verdict on a stream that is TLS
 // records from its first byte to its last, except that the last record
-// stops before its end: what the sender had written, or the headers it
-// had begun, are all valid TLS, and the rest never came.
+// stops before its end: what the sender had written of it, or of its
+// header, is valid TLS as far as it goes, and the rest never came.
 var errLastRecordCut = errors.New("the last record is cut short")
 
 // checkTLSRecords reports whether b is a sequence of whole TLS records
@@ -230,7 +231,7 @@ var errLastRecordCut = errors.New("the last record is cut short")
 // A stream whose last record (or the header of it) is cut short, with
 // every byte present valid TLS, fails with an error wrapping
 // errLastRecordCut, which the caller may accept for a connection that was
-// cut (see noCleartext); any other flaw fails as such.
+// cut (see checkStream); any other flaw fails as such.
 func checkTLSRecords(b []byte) error {
 	const (
 		changeCipherSpec = 20

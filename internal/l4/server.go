@@ -171,9 +171,10 @@ func (s *Server) Terminates() bool { return s.o.Certs != nil }
 // Certs returns the certificate of a terminate-mode server, or nil.
 func (s *Server) Certs() *listener.Certs { return s.o.Certs }
 
-// SetRoutes makes routes and accessLog (nil: no access log) current for
-// connections whose server name is read after it returns. Open
-// connections keep their target. In terminate mode every route must have
+// SetRoutes makes routes current for connections whose server name is
+// read after it returns (open connections keep their target), and
+// accessLog (nil: no access log) current for every connection that ends
+// after it returns. In terminate mode every route must have
 // TLS, and in passthrough none may.
 func (s *Server) SetRoutes(routes *Table, accessLog *slog.Logger) error {
 	for _, r := range routes.all() {
@@ -336,7 +337,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) handle(c *conn) {
 	start := time.Now()
 	rec := &observe.Conn{Listener: s.o.Name, Client: c.client.RemoteAddr().String()}
-	var accessLog *slog.Logger
 	s.o.Metrics.Opened()
 	defer func() {
 		if r := recover(); r != nil {
@@ -349,14 +349,16 @@ func (s *Server) handle(c *conn) {
 		}
 		rec.Duration = time.Since(start)
 		s.o.Metrics.Closed(rec.Upstream, rec.Result)
-		observe.LogConn(accessLog, rec)
+		// The access log current at close, not at routing: a connection
+		// can outlive many reloads, and a reload closes the old log's
+		// file once HTTP requests on it are done.
+		observe.LogConn(s.live.Load().accessLog, rec)
 	}()
 
 	client, sni, hello, err := s.open(c.client)
 	// The routes current when the server name is known decide; a reload
 	// after that does not move the connection.
 	live := s.live.Load()
-	accessLog = live.accessLog
 	rec.SNI = sni
 	if err != nil {
 		rec.Result, rec.Error = ResultBadHello, err.Error()

@@ -5,6 +5,7 @@ import (
 	"net"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -93,15 +94,20 @@ func (d *decoder) decodeSNI(n *yaml.Node, v reflect.Value, w where) {
 	v.Set(reflect.ValueOf(routes))
 }
 
-// Scheme is the scheme of u's targets once loaded ("https", "http",
-// "tcp" or "tls"), or "" when it has none. Load refuses upstreams that
-// mix tcp:// or tls:// targets with others.
+// Scheme is the kind of u's targets once loaded: "tcp", "tls", "https"
+// (possibly with http:// targets beside, under allow_insecure), "http"
+// when every target is http://, or "" when it has none. It does not
+// depend on the targets' order; Load refuses upstreams that mix kinds,
+// and for one that does, tcp wins over tls over https.
 func (u *Upstream) Scheme() string {
+	seen := map[string]bool{}
 	for _, t := range u.Targets {
 		if s, _, ok := strings.Cut(t, "://"); ok {
-			if s == "http" {
-				continue // an allowed plaintext target beside https ones
-			}
+			seen[s] = true
+		}
+	}
+	for _, s := range []string{"tcp", "tls", "https", "http"} {
+		if seen[s] {
 			return s
 		}
 	}
@@ -111,19 +117,45 @@ func (u *Upstream) Scheme() string {
 	return ""
 }
 
-// checkTargetKinds refuses an upstream mixing raw TCP or tls:// targets
-// with others: one upstream is used one way.
-func (v *validator) checkTargetKinds(u *Upstream, obj string) {
-	kinds := map[bool]bool{} // is raw TCP
+// targetKind groups a target scheme by how drawbridge speaks to it:
+// http:// sits beside https:// (both are HTTP targets).
+func targetKind(scheme string) string {
+	if scheme == "http" {
+		return "https"
+	}
+	return scheme
+}
+
+// hasHTTPTarget reports whether any of u's targets is plaintext http://.
+func (u *Upstream) hasHTTPTarget() bool {
 	for _, t := range u.Targets {
-		s, _, ok := strings.Cut(t, "://")
-		if !ok {
-			continue
+		if strings.HasPrefix(t, "http://") {
+			return true
 		}
-		kinds[s == "tcp"] = true
+	}
+	return false
+}
+
+// checkTargetKinds refuses an upstream whose targets are of more than one
+// kind: tcp:// (raw TCP, for passthrough), tls:// (TLS to a terminate
+// listener's targets) or https:// (HTTP, with http:// beside it under
+// allow_insecure). One upstream is used one way; a mix would validate
+// for the first kind and fail at serve for the others.
+func (v *validator) checkTargetKinds(u *Upstream, obj string) {
+	kinds := map[string]bool{}
+	for _, t := range u.Targets {
+		if s, _, ok := strings.Cut(t, "://"); ok && slices.Contains([]string{"tcp", "tls", "https", "http"}, s) {
+			kinds[targetKind(s)] = true
+		}
 	}
 	if len(kinds) > 1 {
-		v.add(v.line(&u.Targets, u.Line), "%s: targets mix schemes; tcp:// targets (raw TCP, for passthrough) cannot sit beside TLS ones in one upstream: make two upstreams", obj)
+		var names []string
+		for _, k := range []string{"tcp", "tls", "https"} {
+			if kinds[k] {
+				names = append(names, k+"://")
+			}
+		}
+		v.add(v.line(&u.Targets, u.Line), "%s: targets mix %s; an upstream's targets are all tcp:// (passthrough), all tls:// (terminate) or https:// (HTTP routes and terminate; http:// beside them needs allow_insecure): make one upstream per kind", obj, strings.Join(names, " and "))
 	}
 }
 
@@ -331,6 +363,8 @@ func (v *validator) l4() {
 				v.add(r.Line, "%s: sni %q: upstream %q has %s:// targets, but mode passthrough forwards raw TCP and needs tcp://HOST:PORT targets", obj, r.Name, r.Upstream, scheme)
 			case l.TLS.Mode == ModeTerminate && scheme != "https" && scheme != "tls":
 				v.add(r.Line, "%s: sni %q: upstream %q has %s:// targets, but mode terminate re-encrypts to verified TLS and needs tls:// or https:// targets", obj, r.Name, r.Upstream, scheme)
+			case l.TLS.Mode == ModeTerminate && u.hasHTTPTarget():
+				v.add(r.Line, "%s: sni %q: upstream %q has http:// targets beside https:// ones, but mode terminate re-encrypts to verified TLS to every target: give the listener an upstream without http:// targets", obj, r.Name, r.Upstream)
 			}
 		}
 	}

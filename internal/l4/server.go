@@ -72,6 +72,11 @@ type Server struct {
 
 	live atomic.Pointer[liveConfig]
 
+	// ctx is cancelled when a shutdown runs out of grace, so that dials
+	// and handshakes still in progress stop at once.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu       sync.Mutex
 	ln       net.Listener
 	conns    map[*conn]struct{}
@@ -101,12 +106,16 @@ func (c *conn) setTarget(t net.Conn) {
 	c.mu.Unlock()
 }
 
+// close closes c's sockets, with a TLS close_notify where it speaks TLS.
+// It does not hold c.mu while closing: sending close_notify can wait on a
+// peer for its write deadline, and abort must not wait behind it.
 func (c *conn) close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.client.Close()
-	if c.target != nil {
-		c.target.Close()
+	client, target := c.client, c.target
+	c.mu.Unlock()
+	client.Close()
+	if target != nil {
+		target.Close()
 	}
 }
 
@@ -158,6 +167,7 @@ func New(o Options) (*Server, error) {
 		logger = slog.Default()
 	}
 	s := &Server{o: o, logger: logger.With("listener", o.Name), conns: map[*conn]struct{}{}, drained: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.live.Store(&liveConfig{routes: &Table{}})
 	return s, nil
 }
@@ -266,10 +276,11 @@ func (s *Server) Serve() error {
 			c.Close()
 			continue
 		}
-		s.handlers.Go(func() {
+		go func() {
+			defer s.handlers.Done() // added by track
 			defer s.track(cc, false)
 			s.handle(cc)
-		})
+		}()
 	}
 }
 
@@ -279,7 +290,9 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// track adds or removes c; adding fails once shutdown has started.
+// track adds or removes c; adding fails once shutdown has started. An
+// added connection counts in s.handlers, under s.mu, so that a Shutdown
+// that sees it waits for its handler.
 func (s *Server) track(c *conn, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -288,6 +301,7 @@ func (s *Server) track(c *conn, add bool) bool {
 			return false
 		}
 		s.conns[c] = struct{}{}
+		s.handlers.Add(1)
 		return true
 	}
 	delete(s.conns, c)
@@ -324,6 +338,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
+	s.cancel() // dials and handshakes in progress stop too
 	s.mu.Lock()
 	for c := range s.conns {
 		c.abort()
@@ -437,7 +452,7 @@ func (s *Server) open(c net.Conn) (client net.Conn, sni string, hello []byte, er
 		GetCertificate: s.o.Certs.GetCertificate,
 		MinVersion:     s.o.MinVersion,
 	})
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return c, tc.ConnectionState().ServerName, nil, fmt.Errorf("client tls handshake: %w", err)
@@ -458,6 +473,9 @@ func (s *Server) connect(route *Route, client net.Conn) (*upstream.Target, net.C
 	var lastErr error
 	result := ResultNoTarget
 	for range len(route.Pool.Targets()) {
+		if s.ctx.Err() != nil {
+			break // a forced shutdown: no more targets
+		}
 		t := route.Pool.Select(tried)
 		if t == nil {
 			break
@@ -469,8 +487,16 @@ func (s *Server) connect(route *Route, client net.Conn) (*upstream.Target, net.C
 			t.ReportSuccess()
 			return t, conn, "", nil
 		}
-		t.ReportFailure()
 		result, lastErr = res, err
+		if s.ctx.Err() != nil {
+			// Cut off by shutdown, not the target's fault.
+			result = ResultShutdown
+			break
+		}
+		t.ReportFailure()
+	}
+	if lastErr == nil && s.ctx.Err() != nil {
+		return nil, nil, ResultShutdown, fmt.Errorf("upstream %q: not connected: the listener is shutting down", route.Upstream)
 	}
 	if lastErr == nil {
 		return nil, nil, ResultNoTarget, fmt.Errorf("upstream %q: %w", route.Upstream, errNoTarget)
@@ -478,16 +504,20 @@ func (s *Server) connect(route *Route, client net.Conn) (*upstream.Target, net.C
 	return last, nil, result, lastErr
 }
 
+// connectTarget is one attempt at target t: the dial, the PROXY header
+// and the TLS handshake share one dial timeout, and all stop at a forced
+// shutdown.
 func (s *Server) connectTarget(route *Route, t *upstream.Target, client net.Conn) (net.Conn, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), route.dialTimeout())
+	ctx, cancel := context.WithTimeout(s.ctx, route.dialTimeout())
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 	raw, err := route.Pool.DialContext(ctx, "tcp", t.String())
 	if err != nil {
 		return nil, ResultConnect, fmt.Errorf("upstream %q: connecting to %s: %w", route.Upstream, t, err)
 	}
 	if route.ProxyProtocol > 0 {
 		h := proxyproto.HeaderProxyFromAddrs(byte(route.ProxyProtocol), client.RemoteAddr(), client.LocalAddr())
-		raw.SetWriteDeadline(time.Now().Add(route.dialTimeout()))
+		raw.SetWriteDeadline(deadline)
 		if _, err := h.WriteTo(raw); err != nil {
 			raw.Close()
 			return nil, ResultConnect, fmt.Errorf("upstream %q: sending the PROXY header to %s: %w", route.Upstream, t, err)
@@ -497,7 +527,7 @@ func (s *Server) connectTarget(route *Route, t *upstream.Target, client net.Conn
 	if route.TLS == nil {
 		return raw, "", nil
 	}
-	tc, err := route.TLS.Handshake(context.Background(), raw, t.String())
+	tc, err := route.TLS.Handshake(ctx, raw, t.String())
 	if err != nil {
 		raw.Close()
 		return nil, ResultUpstreamTLS, err // a *transport.DialError naming the upstream

@@ -77,6 +77,10 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// tlsConfig serves clients in terminate mode. It is built once so
+	// that its session ticket keys last and clients can resume.
+	tlsConfig *tls.Config
+
 	mu       sync.Mutex
 	ln       net.Listener
 	conns    map[*conn]struct{}
@@ -168,6 +172,13 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{o: o, logger: logger.With("listener", o.Name), conns: map[*conn]struct{}{}, drained: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if o.Certs != nil {
+		s.tlsConfig = &tls.Config{
+			GetCertificate:     o.Certs.GetCertificate,
+			GetConfigForClient: s.refuseUnrouted,
+			MinVersion:         o.MinVersion,
+		}
+	}
 	s.live.Store(&liveConfig{routes: &Table{}})
 	return s, nil
 }
@@ -375,7 +386,12 @@ func (s *Server) handle(c *conn) {
 	// after that does not move the connection.
 	live := s.live.Load()
 	rec.SNI = sni
-	if err != nil {
+	var unrouted *noRouteError
+	switch {
+	case errors.As(err, &unrouted):
+		rec.SNI, rec.Result, rec.Error = unrouted.name, ResultNoRoute, unrouted.Error()
+		return
+	case err != nil:
 		rec.Result, rec.Error = ResultBadHello, err.Error()
 		if s.Terminates() {
 			rec.Result = ResultClientTLS
@@ -436,6 +452,22 @@ func (s *Server) handle(c *conn) {
 	}
 }
 
+// noRouteError is a server name no SNI route takes, refused during the
+// terminate handshake.
+type noRouteError struct{ name string }
+
+func (e *noRouteError) Error() string { return fmt.Sprintf("no sni route for %q", e.name) }
+
+// refuseUnrouted ends a terminate handshake whose server name no route
+// takes, right after the ClientHello: the client gets an alert, and no
+// certificate or key exchange is spent on it.
+func (s *Server) refuseUnrouted(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if s.live.Load().routes.Match(hello.ServerName) == nil {
+		return nil, &noRouteError{name: hello.ServerName}
+	}
+	return nil, nil // the server's own config
+}
+
 // open reads the server name the client asks for. In passthrough it peeks
 // the ClientHello and returns it to be replayed; in terminate it completes
 // the handshake and returns the TLS connection. Either is bounded by the
@@ -448,10 +480,7 @@ func (s *Server) open(c net.Conn) (client net.Conn, sni string, hello []byte, er
 		c.SetReadDeadline(time.Time{})
 		return c, sni, hello, err
 	}
-	tc := tls.Server(c, &tls.Config{
-		GetCertificate: s.o.Certs.GetCertificate,
-		MinVersion:     s.o.MinVersion,
-	})
+	tc := tls.Server(c, s.tlsConfig)
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {

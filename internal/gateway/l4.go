@@ -70,7 +70,7 @@ func buildL4Tables(cfg *config.Config, ups map[string]*builtUpstream) (map[strin
 				return nil, problem(cfg, r.Line, fmt.Errorf("listener %q: sni %q: upstream %q is not defined", lc.Name, r.Name, r.Upstream))
 			}
 			uc := cfg.Upstreams[r.Upstream]
-			route := &l4.Route{Upstream: r.Upstream, Pool: bu.pool, DialTimeout: uc.DialTimeout.D()}
+			route := &l4.Route{Upstream: r.Upstream, Pool: bu.pool, DialTimeout: uc.DialTimeout.D(), MaxConns: uc.MaxConns}
 			switch uc.ProxyProtocol {
 			case "v1":
 				route.ProxyProtocol = 1

@@ -417,8 +417,7 @@ func (s *Server) handle(c *conn) {
 		return
 	}
 	c.setTarget(tc)
-	target.Acquire()
-	defer target.Release()
+	defer target.Release() // acquired by connect
 	if c.forced.Load() {
 		return // shutdown closed the client while we dialed
 	}
@@ -492,14 +491,20 @@ func (s *Server) open(c net.Conn) (client net.Conn, sni string, hello []byte, er
 // errNoTarget is an upstream with every target down or ejected.
 var errNoTarget = errors.New("no target available: all are unhealthy or ejected")
 
+// errAllFull is an upstream whose available targets are all at max_conns.
+var errAllFull = errors.New("no target available: every available one is at max_conns")
+
 // connect opens the connection to a target of route for client: TCP, the
 // PROXY header, then TLS in terminate mode. A target that fails is
 // reported to passive ejection and the next one is tried, as the HTTP
-// proxy does: nothing of the client's has been sent yet.
+// proxy does: nothing of the client's has been sent yet. A target at the
+// route's max_conns is skipped. The target returned is counted in flight
+// (Acquire); the caller releases it.
 func (s *Server) connect(route *Route, client net.Conn) (*upstream.Target, net.Conn, string, error) {
 	var tried []*upstream.Target
 	var last *upstream.Target
 	var lastErr error
+	full := false
 	result := ResultNoTarget
 	for range len(route.Pool.Targets()) {
 		if s.ctx.Err() != nil {
@@ -510,12 +515,17 @@ func (s *Server) connect(route *Route, client net.Conn) (*upstream.Target, net.C
 			break
 		}
 		tried = append(tried, t)
+		if !t.TryAcquire(int64(route.MaxConns)) {
+			full = true
+			continue
+		}
 		last = t
 		conn, res, err := s.connectTarget(route, t, client)
 		if err == nil {
 			t.ReportSuccess()
 			return t, conn, "", nil
 		}
+		t.Release()
 		result, lastErr = res, err
 		if s.ctx.Err() != nil {
 			// Cut off by shutdown, not the target's fault.
@@ -528,6 +538,9 @@ func (s *Server) connect(route *Route, client net.Conn) (*upstream.Target, net.C
 		return nil, nil, ResultShutdown, fmt.Errorf("upstream %q: not connected: the listener is shutting down", route.Upstream)
 	}
 	if lastErr == nil {
+		if full {
+			return nil, nil, ResultNoTarget, fmt.Errorf("upstream %q: %w (%d)", route.Upstream, errAllFull, route.MaxConns)
+		}
 		return nil, nil, ResultNoTarget, fmt.Errorf("upstream %q: %w", route.Upstream, errNoTarget)
 	}
 	return last, nil, result, lastErr

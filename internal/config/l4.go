@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -398,4 +399,43 @@ func (v *validator) l4() {
 			v.add(v.line(&u.ProxyProtocol, u.Line), "upstream %q: proxy_protocol must be v1 or v2, got %q", name, u.ProxyProtocol)
 		}
 	}
+}
+
+// l4Warnings warns of each SNI route whose upstream HTTP routes also use
+// behind api_key_required, ip rules or a required client certificate: a
+// tcp listener copies bytes to the same targets and checks none of them,
+// so the config alone opens a way around them. It may be meant (a
+// partner network trusted at L4), hence a warning, not an error.
+func (c *Config) l4Warnings() []string {
+	guarded := map[string][]string{} // upstream → guarded route names
+	for i, r := range c.Routes {
+		if r == nil || !(r.APIKeyRequired || r.IP != nil || r.ClientCert == "required") {
+			continue
+		}
+		name := r.Name
+		if name == "" {
+			name = fmt.Sprintf("#%d", i+1)
+		}
+		guarded[r.Upstream] = append(guarded[r.Upstream], strconv.Quote(name))
+	}
+	var out []string
+	for _, l := range c.Listeners {
+		if l.Type != ListenerTCP {
+			continue
+		}
+		for _, r := range l.SNI {
+			routes := guarded[r.Upstream]
+			if len(routes) == 0 {
+				continue
+			}
+			list := strings.Join(routes[:min(len(routes), 3)], ", ")
+			if len(routes) > 3 {
+				list += fmt.Sprintf(" and %d more", len(routes)-3)
+			}
+			out = append(out, Problem{File: c.File, Line: r.Line, Msg: fmt.Sprintf(
+				"listener %q: sni %q: upstream %q also serves route(s) %s, which require an API key, IP rules or a client certificate; this tcp listener reaches the same targets without any of those checks. Give the listener its own upstream, or move the checks to the backend",
+				l.Name, r.Name, r.Upstream, list)}.String())
+		}
+	}
+	return out
 }

@@ -231,6 +231,14 @@ func (v *validator) tcpListener(l *Listener, obj string) {
 		}
 	}
 	v.duration(&l.IdleTimeout, obj, "idle_timeout", DefaultTCPIdleTimeout, l.Line)
+	switch {
+	case l.MaxConnections < 0:
+		v.add(v.line(&l.MaxConnections, l.Line), "%s: max_connections must be at least 1, got %d (it defaults to %d)", obj, l.MaxConnections, DefaultTCPMaxConnections)
+	case l.MaxConnections == 0 && v.set(&l.MaxConnections):
+		v.add(v.line(&l.MaxConnections, l.Line), "%s: max_connections must be at least 1, got 0; leave it out for the default, %d", obj, DefaultTCPMaxConnections)
+	case l.MaxConnections == 0:
+		l.MaxConnections = DefaultTCPMaxConnections
+	}
 	if l.HTTPAddr != "" {
 		v.add(v.line(&l.HTTPAddr, l.Line), "%s: http_addr is for http listeners (ACME HTTP-01 and redirects to https); a tcp listener has none", obj)
 	}
@@ -309,6 +317,9 @@ func (v *validator) httpListenerL4Keys(l *Listener, obj string) {
 	}
 	if l.TLS.Mode != "" {
 		v.add(v.line(&l.TLS.Mode, l.Line), "%s: tls.mode is for type: tcp listeners; an http listener always terminates TLS", obj)
+	}
+	if v.set(&l.MaxConnections) {
+		v.add(v.line(&l.MaxConnections, l.Line), "%s: max_connections is for type: tcp listeners; an http listener's connections are bounded by its timeouts", obj)
 	}
 }
 

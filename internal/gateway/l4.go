@@ -108,8 +108,10 @@ func newL4Server(lc config.Listener, g *Gateway) (*l4.Server, error) {
 		Name:        lc.Name,
 		Addr:        lc.Addr,
 		IdleTimeout: lc.IdleTimeout.D(),
-		Logger:      g.logger,
-		Metrics:     g.metrics.L4().Listener(lc.Name),
+		// Load defaults it; a Config built by hand may leave it 0 (no cap).
+		MaxConnections: lc.MaxConnections,
+		Logger:         g.logger,
+		Metrics:        g.metrics.L4().Listener(lc.Name),
 	}
 	if lc.TLS.Mode == config.ModeTerminate {
 		certs, err := listener.LoadCerts(lc.TLS.Cert, lc.TLS.Key)

@@ -23,17 +23,18 @@ import (
 // Results of a connection, as logged and as the result label of
 // drawbridge_l4_connections_total.
 const (
-	ResultOK          = "ok"           // both directions closed cleanly
-	ResultNoRoute     = "no_route"     // no SNI route takes the server name
-	ResultBadHello    = "bad_hello"    // no TLS ClientHello in time (passthrough)
-	ResultClientTLS   = "client_tls"   // the client's handshake failed (terminate)
-	ResultNoTarget    = "no_target"    // every target is down or ejected
-	ResultConnect     = "connect"      // no target accepted the connection
-	ResultUpstreamTLS = "upstream_tls" // the target's TLS failed or was not verified
-	ResultIdle        = "idle_timeout" // no bytes either way for the idle timeout
-	ResultReset       = "reset"        // a peer reset the connection (often at close: data crossed a close)
-	ResultShutdown    = "shutdown"     // closed at the end of the shutdown grace
-	ResultError       = "error"        // a read or write failed mid-connection
+	ResultOK          = "ok"              // both directions closed cleanly
+	ResultNoRoute     = "no_route"        // no SNI route takes the server name
+	ResultBadHello    = "bad_hello"       // no TLS ClientHello in time (passthrough)
+	ResultClientTLS   = "client_tls"      // the client's handshake failed (terminate)
+	ResultNoTarget    = "no_target"       // every target is down or ejected
+	ResultConnect     = "connect"         // no target accepted the connection
+	ResultUpstreamTLS = "upstream_tls"    // the target's TLS failed or was not verified
+	ResultIdle        = "idle_timeout"    // no bytes either way for the idle timeout
+	ResultReset       = "reset"           // a peer reset the connection (often at close: data crossed a close)
+	ResultShutdown    = "shutdown"        // closed at the end of the shutdown grace
+	ResultFull        = "max_connections" // closed at accept: the listener was at max_connections
+	ResultError       = "error"           // a read or write failed mid-connection
 )
 
 // Options configures a [Server]. Zero fields take the documented defaults.
@@ -55,6 +56,9 @@ type Options struct {
 	// IdleTimeout closes a connection with no bytes either way for this
 	// long. It defaults to DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// MaxConnections caps the open connections: one more is closed at
+	// accept, with nothing read or sent. 0 means no cap.
+	MaxConnections int
 	// Logger receives operational logs (accept errors, panics). Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -159,6 +163,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.HelloTimeout < 0 || o.IdleTimeout < 0 {
 		return nil, fmt.Errorf("listener %q: timeouts must not be negative", o.Name)
+	}
+	if o.MaxConnections < 0 {
+		return nil, fmt.Errorf("listener %q: max connections must not be negative", o.Name)
 	}
 	if o.HelloTimeout == 0 {
 		o.HelloTimeout = DefaultHelloTimeout
@@ -283,13 +290,17 @@ func (s *Server) Serve() error {
 		}
 		backoff = 0
 		cc := &conn{client: c}
-		if !s.track(cc, true) {
+		switch s.admit(cc) {
+		case admitClosing:
 			c.Close()
+			continue
+		case admitFull:
+			s.refuseFull(c)
 			continue
 		}
 		go func() {
-			defer s.handlers.Done() // added by track
-			defer s.track(cc, false)
+			defer s.handlers.Done() // added by admit
+			defer s.untrack(cc)
 			s.handle(cc)
 		}()
 	}
@@ -301,20 +312,46 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// track adds or removes c; adding fails once shutdown has started. An
-// added connection counts in s.handlers, under s.mu, so that a Shutdown
-// that sees it waits for its handler.
-func (s *Server) track(c *conn, add bool) bool {
+// What admit did with a connection.
+const (
+	admitted = iota
+	admitClosing
+	admitFull
+)
+
+// admit adds c, unless shutdown has started or the listener is at
+// MaxConnections. An added connection counts in s.handlers, under s.mu,
+// so that a Shutdown that sees it waits for its handler.
+func (s *Server) admit(c *conn) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if add {
-		if s.closing {
-			return false
-		}
-		s.conns[c] = struct{}{}
-		s.handlers.Add(1)
-		return true
+	switch {
+	case s.closing:
+		return admitClosing
+	case s.o.MaxConnections > 0 && len(s.conns) >= s.o.MaxConnections:
+		return admitFull
 	}
+	s.conns[c] = struct{}{}
+	s.handlers.Add(1)
+	return admitted
+}
+
+// refuseFull closes c, accepted over MaxConnections, and logs and counts
+// it. It runs in the accept loop: closing is cheap, and a flood is then
+// paced by it rather than by new goroutines.
+func (s *Server) refuseFull(c net.Conn) {
+	rec := &observe.Conn{Listener: s.o.Name, Client: c.RemoteAddr().String(), Result: ResultFull,
+		Error: fmt.Sprintf("the listener has max_connections (%d) open", s.o.MaxConnections)}
+	c.Close()
+	s.o.Metrics.Opened()
+	s.o.Metrics.Closed("", ResultFull)
+	observe.LogConn(s.live.Load().accessLog, rec)
+}
+
+// untrack removes c once its handler is done.
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	delete(s.conns, c)
 	if s.closing && len(s.conns) == 0 {
 		select {
@@ -323,7 +360,6 @@ func (s *Server) track(c *conn, add bool) bool {
 			close(s.drained)
 		}
 	}
-	return true
 }
 
 // Shutdown stops accepting and waits for open connections to end. If ctx

@@ -18,6 +18,11 @@ const (
 	// DefaultTCPIdleTimeout closes a tcp listener's connection after this
 	// long with no bytes either way: AWS Network Load Balancer's value.
 	DefaultTCPIdleTimeout = 350 * time.Second
+	// DefaultTCPMaxConnections caps a tcp listener's open connections: each
+	// holds up to ~150 KiB while its ClientHello is read, then two copy
+	// buffers and a target socket, so an unbounded flood would exhaust
+	// memory or file descriptors.
+	DefaultTCPMaxConnections = 10000
 	// DefaultMaxHeaderBytes is net/http's own default (1 MiB).
 	DefaultMaxHeaderBytes = 1 << 20
 	// DefaultMaxBodyBytes is API Gateway's payload limit (10 MiB).

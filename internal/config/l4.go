@@ -5,6 +5,8 @@ import (
 	"net"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -93,15 +95,20 @@ func (d *decoder) decodeSNI(n *yaml.Node, v reflect.Value, w where) {
 	v.Set(reflect.ValueOf(routes))
 }
 
-// Scheme is the scheme of u's targets once loaded ("https", "http",
-// "tcp" or "tls"), or "" when it has none. Load refuses upstreams that
-// mix tcp:// or tls:// targets with others.
+// Scheme is the kind of u's targets once loaded: "tcp", "tls", "https"
+// (possibly with http:// targets beside, under allow_insecure), "http"
+// when every target is http://, or "" when it has none. It does not
+// depend on the targets' order; Load refuses upstreams that mix kinds,
+// and for one that does, tcp wins over tls over https.
 func (u *Upstream) Scheme() string {
+	seen := map[string]bool{}
 	for _, t := range u.Targets {
 		if s, _, ok := strings.Cut(t, "://"); ok {
-			if s == "http" {
-				continue // an allowed plaintext target beside https ones
-			}
+			seen[s] = true
+		}
+	}
+	for _, s := range []string{"tcp", "tls", "https", "http"} {
+		if seen[s] {
 			return s
 		}
 	}
@@ -111,19 +118,45 @@ func (u *Upstream) Scheme() string {
 	return ""
 }
 
-// checkTargetKinds refuses an upstream mixing raw TCP or tls:// targets
-// with others: one upstream is used one way.
-func (v *validator) checkTargetKinds(u *Upstream, obj string) {
-	kinds := map[bool]bool{} // is raw TCP
+// targetKind groups a target scheme by how drawbridge speaks to it:
+// http:// sits beside https:// (both are HTTP targets).
+func targetKind(scheme string) string {
+	if scheme == "http" {
+		return "https"
+	}
+	return scheme
+}
+
+// hasHTTPTarget reports whether any of u's targets is plaintext http://.
+func (u *Upstream) hasHTTPTarget() bool {
 	for _, t := range u.Targets {
-		s, _, ok := strings.Cut(t, "://")
-		if !ok {
-			continue
+		if strings.HasPrefix(t, "http://") {
+			return true
 		}
-		kinds[s == "tcp"] = true
+	}
+	return false
+}
+
+// checkTargetKinds refuses an upstream whose targets are of more than one
+// kind: tcp:// (raw TCP, for passthrough), tls:// (TLS to a terminate
+// listener's targets) or https:// (HTTP, with http:// beside it under
+// allow_insecure). One upstream is used one way; a mix would validate
+// for the first kind and fail at serve for the others.
+func (v *validator) checkTargetKinds(u *Upstream, obj string) {
+	kinds := map[string]bool{}
+	for _, t := range u.Targets {
+		if s, _, ok := strings.Cut(t, "://"); ok && slices.Contains([]string{"tcp", "tls", "https", "http"}, s) {
+			kinds[targetKind(s)] = true
+		}
 	}
 	if len(kinds) > 1 {
-		v.add(v.line(&u.Targets, u.Line), "%s: targets mix schemes; tcp:// targets (raw TCP, for passthrough) cannot sit beside TLS ones in one upstream: make two upstreams", obj)
+		var names []string
+		for _, k := range []string{"tcp", "tls", "https"} {
+			if kinds[k] {
+				names = append(names, k+"://")
+			}
+		}
+		v.add(v.line(&u.Targets, u.Line), "%s: targets mix %s; an upstream's targets are all tcp:// (passthrough), all tls:// (terminate) or https:// (HTTP routes and terminate; http:// beside them needs allow_insecure): make one upstream per kind", obj, strings.Join(names, " and "))
 	}
 }
 
@@ -198,6 +231,14 @@ func (v *validator) tcpListener(l *Listener, obj string) {
 		}
 	}
 	v.duration(&l.IdleTimeout, obj, "idle_timeout", DefaultTCPIdleTimeout, l.Line)
+	switch {
+	case l.MaxConnections < 0:
+		v.add(v.line(&l.MaxConnections, l.Line), "%s: max_connections must be at least 1, got %d (it defaults to %d)", obj, l.MaxConnections, DefaultTCPMaxConnections)
+	case l.MaxConnections == 0 && v.set(&l.MaxConnections):
+		v.add(v.line(&l.MaxConnections, l.Line), "%s: max_connections must be at least 1, got 0; leave it out for the default, %d", obj, DefaultTCPMaxConnections)
+	case l.MaxConnections == 0:
+		l.MaxConnections = DefaultTCPMaxConnections
+	}
 	if l.HTTPAddr != "" {
 		v.add(v.line(&l.HTTPAddr, l.Line), "%s: http_addr is for http listeners (ACME HTTP-01 and redirects to https); a tcp listener has none", obj)
 	}
@@ -277,6 +318,9 @@ func (v *validator) httpListenerL4Keys(l *Listener, obj string) {
 	if l.TLS.Mode != "" {
 		v.add(v.line(&l.TLS.Mode, l.Line), "%s: tls.mode is for type: tcp listeners; an http listener always terminates TLS", obj)
 	}
+	if v.set(&l.MaxConnections) {
+		v.add(v.line(&l.MaxConnections, l.Line), "%s: max_connections is for type: tcp listeners; an http listener's connections are bounded by its timeouts", obj)
+	}
 }
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
@@ -331,6 +375,8 @@ func (v *validator) l4() {
 				v.add(r.Line, "%s: sni %q: upstream %q has %s:// targets, but mode passthrough forwards raw TCP and needs tcp://HOST:PORT targets", obj, r.Name, r.Upstream, scheme)
 			case l.TLS.Mode == ModeTerminate && scheme != "https" && scheme != "tls":
 				v.add(r.Line, "%s: sni %q: upstream %q has %s:// targets, but mode terminate re-encrypts to verified TLS and needs tls:// or https:// targets", obj, r.Name, r.Upstream, scheme)
+			case l.TLS.Mode == ModeTerminate && u.hasHTTPTarget():
+				v.add(r.Line, "%s: sni %q: upstream %q has http:// targets beside https:// ones, but mode terminate re-encrypts to verified TLS to every target: give the listener an upstream without http:// targets", obj, r.Name, r.Upstream)
 			}
 		}
 	}
@@ -364,4 +410,43 @@ func (v *validator) l4() {
 			v.add(v.line(&u.ProxyProtocol, u.Line), "upstream %q: proxy_protocol must be v1 or v2, got %q", name, u.ProxyProtocol)
 		}
 	}
+}
+
+// l4Warnings warns of each SNI route whose upstream HTTP routes also use
+// behind api_key_required, ip rules or a required client certificate: a
+// tcp listener copies bytes to the same targets and checks none of them,
+// so the config alone opens a way around them. It may be meant (a
+// partner network trusted at L4), hence a warning, not an error.
+func (c *Config) l4Warnings() []string {
+	guarded := map[string][]string{} // upstream → guarded route names
+	for i, r := range c.Routes {
+		if r == nil || !(r.APIKeyRequired || r.IP != nil || r.ClientCert == "required") {
+			continue
+		}
+		name := r.Name
+		if name == "" {
+			name = fmt.Sprintf("#%d", i+1)
+		}
+		guarded[r.Upstream] = append(guarded[r.Upstream], strconv.Quote(name))
+	}
+	var out []string
+	for _, l := range c.Listeners {
+		if l.Type != ListenerTCP {
+			continue
+		}
+		for _, r := range l.SNI {
+			routes := guarded[r.Upstream]
+			if len(routes) == 0 {
+				continue
+			}
+			list := strings.Join(routes[:min(len(routes), 3)], ", ")
+			if len(routes) > 3 {
+				list += fmt.Sprintf(" and %d more", len(routes)-3)
+			}
+			out = append(out, Problem{File: c.File, Line: r.Line, Msg: fmt.Sprintf(
+				"listener %q: sni %q: upstream %q also serves route(s) %s, which require an API key, IP rules or a client certificate; this tcp listener reaches the same targets without any of those checks. Give the listener its own upstream, or move the checks to the backend",
+				l.Name, r.Name, r.Upstream, list)}.String())
+		}
+	}
+	return out
 }

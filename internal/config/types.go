@@ -87,6 +87,10 @@ type Listener struct {
 	// 0.0.0.0:80). It answers ACME HTTP-01 challenges for tls.acme and
 	// redirects every other request to HTTPS (308); it never serves the API.
 	HTTPAddr string `yaml:"http_addr,omitempty"`
+	// MaxConnections caps a tcp listener's open connections; one more is
+	// closed at accept. It defaults to DefaultTCPMaxConnections. Only tcp
+	// listeners have it.
+	MaxConnections int `yaml:"max_connections,omitempty"`
 }
 
 // ListenerTLS is the certificate a listener serves.

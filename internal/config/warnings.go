@@ -5,8 +5,8 @@ import "fmt"
 // Warnings returns one line per insecure opt-in the config actually uses (an
 // http:// target allowed by allow_insecure, tls.insecure_skip_verify, or a
 // concession to an old backend: legacy_common_name, accept_expired,
-// min_version below 1.2, legacy_ciphers),
-// each naming the upstream and FILE:LINE. The gateway logs them on every
+// min_version below 1.2, legacy_ciphers) or a tcp listener reaching an
+// upstream that HTTP routes guard, each with its FILE:LINE. The gateway logs them on every
 // start so that an opt-in is never forgotten.
 func (c *Config) Warnings() []string {
 	var out []string
@@ -46,6 +46,7 @@ func (c *Config) Warnings() []string {
 			warn(&t.LegacyCiphers, t.Line, "upstream %q: tls.legacy_ciphers is true; RSA key exchange (no forward secrecy), 3DES and CBC suites are offered to the backend", name)
 		}
 	}
+	out = append(out, c.l4Warnings()...)
 	if s := c.Store; s.Type == "redis" {
 		switch {
 		case s.TLS == nil && !allLoopback(s.Addrs):

@@ -410,6 +410,7 @@ func listenerChanges(o, l config.Listener) []string {
 		{"read_header_timeout", o.ReadHeaderTimeout != l.ReadHeaderTimeout},
 		{"idle_timeout", o.IdleTimeout != l.IdleTimeout},
 		{"max_header_bytes", o.MaxHeaderBytes != l.MaxHeaderBytes},
+		{"max_connections", o.MaxConnections != l.MaxConnections},
 	} {
 		if f.diff {
 			changed = append(changed, f.name)

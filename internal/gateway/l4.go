@@ -70,7 +70,7 @@ func buildL4Tables(cfg *config.Config, ups map[string]*builtUpstream) (map[strin
 				return nil, problem(cfg, r.Line, fmt.Errorf("listener %q: sni %q: upstream %q is not defined", lc.Name, r.Name, r.Upstream))
 			}
 			uc := cfg.Upstreams[r.Upstream]
-			route := &l4.Route{Upstream: r.Upstream, Pool: bu.pool, DialTimeout: uc.DialTimeout.D()}
+			route := &l4.Route{Upstream: r.Upstream, Pool: bu.pool, DialTimeout: uc.DialTimeout.D(), MaxConns: uc.MaxConns}
 			switch uc.ProxyProtocol {
 			case "v1":
 				route.ProxyProtocol = 1
@@ -108,8 +108,10 @@ func newL4Server(lc config.Listener, g *Gateway) (*l4.Server, error) {
 		Name:        lc.Name,
 		Addr:        lc.Addr,
 		IdleTimeout: lc.IdleTimeout.D(),
-		Logger:      g.logger,
-		Metrics:     g.metrics.L4().Listener(lc.Name),
+		// Load defaults it; a Config built by hand may leave it 0 (no cap).
+		MaxConnections: lc.MaxConnections,
+		Logger:         g.logger,
+		Metrics:        g.metrics.L4().Listener(lc.Name),
 	}
 	if lc.TLS.Mode == config.ModeTerminate {
 		certs, err := listener.LoadCerts(lc.TLS.Cert, lc.TLS.Key)

@@ -262,3 +262,109 @@ upstreams:
 	}
 	h.cancel = nil
 }
+
+// TestL4AccessLogAcrossReload is the reviewer's repro: a reload closes
+// the old access-log file a second after it swaps (there are no HTTP
+// routes to wait for); a tcp connection routed before the reload and
+// ended after that must still be logged.
+func TestL4AccessLogAcrossReload(t *testing.T) {
+	t.Parallel()
+	bc := backendCert(t)
+	srv := backend(t, bc, nil)
+	h := newHarness(t, strings.NewReplacer(
+		"{{BACKEND}}", strings.TrimPrefix(srv.URL, "https://"),
+		"{{PIN}}", transport.SPKIPin(bc.Cert),
+	).Replace(l4Config))
+	h.start()
+	pass := h.g.ListenerAddrs()[0].String()
+
+	// Routed: the handshake went through the listener to the backend.
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", pass, &tls.Config{ServerName: "backend.internal", RootCAs: bc.Pool()})
+	if err != nil {
+		t.Fatalf("TLS through passthrough: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+
+	if err := h.g.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	// The old file is closed one second after the swap; nothing tells
+	// when, so wait past it.
+	time.Sleep(1500 * time.Millisecond)
+
+	io.WriteString(c, "GET /across/reload HTTP/1.1\r\nHost: backend.internal\r\nConnection: close\r\n\r\n")
+	answer, _ := io.ReadAll(c)
+	if !strings.Contains(string(answer), "backend:/across/reload") {
+		t.Fatalf("answer across the reload: got %q, want the backend's", answer)
+	}
+	c.Close()
+	log := h.dir + "/access.log"
+	waitFor(t, "the connection's line in the access log", func() bool {
+		for _, l := range accessLines(t, log) {
+			if l["sni"] == "backend.internal" && l["client"] == c.LocalAddr().String() {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestL4CapsFromConfig: the listener's max_connections and the
+// upstream's max_conns reach the L4 tier: with one connection held, the
+// next is refused with the cap's result.
+func TestL4CapsFromConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		desc, listenerKey, upstreamKey, wantResult string
+	}{
+		{desc: "listener max_connections", listenerKey: "max_connections: 1", wantResult: "max_connections"},
+		{desc: "upstream max_conns", upstreamKey: "max_conns: 1", wantResult: "no_target"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			bc := backendCert(t)
+			srv := backend(t, bc, nil)
+			h := newHarness(t, `
+listeners:
+  - name: nlb
+    type: tcp
+    addr: 127.0.0.1:0
+    tls: {mode: passthrough}
+    sni: {"*": pass}
+    `+tc.listenerKey+`
+admin: {addr: "off"}
+store: {type: memory}
+log: {access: {{DIR}}/access.log}
+upstreams:
+  pass:
+    targets: [tcp://`+strings.TrimPrefix(srv.URL, "https://")+`]
+    `+tc.upstreamKey+`
+`)
+			h.start()
+			addr := h.g.ListenerAddrs()[0].String()
+			held, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: "backend.internal", RootCAs: bc.Pool()})
+			if err != nil {
+				t.Fatalf("first connection: %v", err)
+			}
+			defer held.Close()
+			waitFor(t, "the first connection to be active", func() bool {
+				return metricValue(t, h.g, "drawbridge_l4_active_connections", map[string]string{"listener": "nlb"}) == 1
+			})
+			over, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: "backend.internal", RootCAs: bc.Pool()})
+			if err == nil {
+				over.Close()
+				t.Fatalf("connection over the cap: got a handshake, want it closed")
+			}
+			log := h.dir + "/access.log"
+			waitFor(t, "a "+tc.wantResult+" line", func() bool {
+				for _, l := range accessLines(t, log) {
+					if l["result"] == tc.wantResult {
+						return true
+					}
+				}
+				return false
+			})
+		})
+	}
+}

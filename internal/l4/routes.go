@@ -21,6 +21,10 @@ type Route struct {
 	// ProxyProtocol is 1 or 2 to send a PROXY protocol header of that
 	// version to the target first; 0 sends none.
 	ProxyProtocol int
+	// MaxConns caps the connections open to each target (with the HTTP
+	// requests in flight to it, when the upstream serves both); a target
+	// at the cap is skipped. 0 means no cap.
+	MaxConns int
 	// DialTimeout bounds the TCP connect to one target. It defaults to
 	// DefaultDialTimeout. (The TLS handshake has its own bound, in TLS.)
 	DialTimeout time.Duration

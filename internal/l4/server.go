@@ -23,17 +23,18 @@ import (
 // Results of a connection, as logged and as the result label of
 // drawbridge_l4_connections_total.
 const (
-	ResultOK          = "ok"           // both directions closed cleanly
-	ResultNoRoute     = "no_route"     // no SNI route takes the server name
-	ResultBadHello    = "bad_hello"    // no TLS ClientHello in time (passthrough)
-	ResultClientTLS   = "client_tls"   // the client's handshake failed (terminate)
-	ResultNoTarget    = "no_target"    // every target is down or ejected
-	ResultConnect     = "connect"      // no target accepted the connection
-	ResultUpstreamTLS = "upstream_tls" // the target's TLS failed or was not verified
-	ResultIdle        = "idle_timeout" // no bytes either way for the idle timeout
-	ResultReset       = "reset"        // a peer reset the connection (often at close: data crossed a close)
-	ResultShutdown    = "shutdown"     // closed at the end of the shutdown grace
-	ResultError       = "error"        // a read or write failed mid-connection
+	ResultOK          = "ok"              // both directions closed cleanly
+	ResultNoRoute     = "no_route"        // no SNI route takes the server name
+	ResultBadHello    = "bad_hello"       // no TLS ClientHello in time (passthrough)
+	ResultClientTLS   = "client_tls"      // the client's handshake failed (terminate)
+	ResultNoTarget    = "no_target"       // every target is down or ejected
+	ResultConnect     = "connect"         // no target accepted the connection
+	ResultUpstreamTLS = "upstream_tls"    // the target's TLS failed or was not verified
+	ResultIdle        = "idle_timeout"    // no bytes either way for the idle timeout
+	ResultReset       = "reset"           // a peer reset the connection (often at close: data crossed a close)
+	ResultShutdown    = "shutdown"        // closed at the end of the shutdown grace
+	ResultFull        = "max_connections" // closed at accept: the listener was at max_connections
+	ResultError       = "error"           // a read or write failed mid-connection
 )
 
 // Options configures a [Server]. Zero fields take the documented defaults.
@@ -55,6 +56,9 @@ type Options struct {
 	// IdleTimeout closes a connection with no bytes either way for this
 	// long. It defaults to DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// MaxConnections caps the open connections: one more is closed at
+	// accept, with nothing read or sent. 0 means no cap.
+	MaxConnections int
 	// Logger receives operational logs (accept errors, panics). Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -71,6 +75,15 @@ type Server struct {
 	lc     net.ListenConfig
 
 	live atomic.Pointer[liveConfig]
+
+	// ctx is cancelled when a shutdown runs out of grace, so that dials
+	// and handshakes still in progress stop at once.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// tlsConfig serves clients in terminate mode. It is built once so
+	// that its session ticket keys last and clients can resume.
+	tlsConfig *tls.Config
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -101,12 +114,16 @@ func (c *conn) setTarget(t net.Conn) {
 	c.mu.Unlock()
 }
 
+// close closes c's sockets, with a TLS close_notify where it speaks TLS.
+// It does not hold c.mu while closing: sending close_notify can wait on a
+// peer for its write deadline, and abort must not wait behind it.
 func (c *conn) close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.client.Close()
-	if c.target != nil {
-		c.target.Close()
+	client, target := c.client, c.target
+	c.mu.Unlock()
+	client.Close()
+	if target != nil {
+		target.Close()
 	}
 }
 
@@ -147,6 +164,9 @@ func New(o Options) (*Server, error) {
 	if o.HelloTimeout < 0 || o.IdleTimeout < 0 {
 		return nil, fmt.Errorf("listener %q: timeouts must not be negative", o.Name)
 	}
+	if o.MaxConnections < 0 {
+		return nil, fmt.Errorf("listener %q: max connections must not be negative", o.Name)
+	}
 	if o.HelloTimeout == 0 {
 		o.HelloTimeout = DefaultHelloTimeout
 	}
@@ -158,6 +178,14 @@ func New(o Options) (*Server, error) {
 		logger = slog.Default()
 	}
 	s := &Server{o: o, logger: logger.With("listener", o.Name), conns: map[*conn]struct{}{}, drained: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if o.Certs != nil {
+		s.tlsConfig = &tls.Config{
+			GetCertificate:     o.Certs.GetCertificate,
+			GetConfigForClient: s.refuseUnrouted,
+			MinVersion:         o.MinVersion,
+		}
+	}
 	s.live.Store(&liveConfig{routes: &Table{}})
 	return s, nil
 }
@@ -171,9 +199,10 @@ func (s *Server) Terminates() bool { return s.o.Certs != nil }
 // Certs returns the certificate of a terminate-mode server, or nil.
 func (s *Server) Certs() *listener.Certs { return s.o.Certs }
 
-// SetRoutes makes routes and accessLog (nil: no access log) current for
-// connections whose server name is read after it returns. Open
-// connections keep their target. In terminate mode every route must have
+// SetRoutes makes routes current for connections whose server name is
+// read after it returns (open connections keep their target), and
+// accessLog (nil: no access log) current for every connection that ends
+// after it returns. In terminate mode every route must have
 // TLS, and in passthrough none may.
 func (s *Server) SetRoutes(routes *Table, accessLog *slog.Logger) error {
 	for _, r := range routes.all() {
@@ -261,14 +290,19 @@ func (s *Server) Serve() error {
 		}
 		backoff = 0
 		cc := &conn{client: c}
-		if !s.track(cc, true) {
+		switch s.admit(cc) {
+		case admitClosing:
 			c.Close()
 			continue
+		case admitFull:
+			s.refuseFull(c)
+			continue
 		}
-		s.handlers.Go(func() {
-			defer s.track(cc, false)
+		go func() {
+			defer s.handlers.Done() // added by admit
+			defer s.untrack(cc)
 			s.handle(cc)
-		})
+		}()
 	}
 }
 
@@ -278,17 +312,46 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// track adds or removes c; adding fails once shutdown has started.
-func (s *Server) track(c *conn, add bool) bool {
+// What admit did with a connection.
+const (
+	admitted = iota
+	admitClosing
+	admitFull
+)
+
+// admit adds c, unless shutdown has started or the listener is at
+// MaxConnections. An added connection counts in s.handlers, under s.mu,
+// so that a Shutdown that sees it waits for its handler.
+func (s *Server) admit(c *conn) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if add {
-		if s.closing {
-			return false
-		}
-		s.conns[c] = struct{}{}
-		return true
+	switch {
+	case s.closing:
+		return admitClosing
+	case s.o.MaxConnections > 0 && len(s.conns) >= s.o.MaxConnections:
+		return admitFull
 	}
+	s.conns[c] = struct{}{}
+	s.handlers.Add(1)
+	return admitted
+}
+
+// refuseFull closes c, accepted over MaxConnections, and logs and counts
+// it. It runs in the accept loop: closing is cheap, and a flood is then
+// paced by it rather than by new goroutines.
+func (s *Server) refuseFull(c net.Conn) {
+	rec := &observe.Conn{Listener: s.o.Name, Client: c.RemoteAddr().String(), Result: ResultFull,
+		Error: fmt.Sprintf("the listener has max_connections (%d) open", s.o.MaxConnections)}
+	c.Close()
+	s.o.Metrics.Opened()
+	s.o.Metrics.Closed("", ResultFull)
+	observe.LogConn(s.live.Load().accessLog, rec)
+}
+
+// untrack removes c once its handler is done.
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	delete(s.conns, c)
 	if s.closing && len(s.conns) == 0 {
 		select {
@@ -297,7 +360,6 @@ func (s *Server) track(c *conn, add bool) bool {
 			close(s.drained)
 		}
 	}
-	return true
 }
 
 // Shutdown stops accepting and waits for open connections to end. If ctx
@@ -323,6 +385,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
+	s.cancel() // dials and handshakes in progress stop too
 	s.mu.Lock()
 	for c := range s.conns {
 		c.abort()
@@ -336,7 +399,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) handle(c *conn) {
 	start := time.Now()
 	rec := &observe.Conn{Listener: s.o.Name, Client: c.client.RemoteAddr().String()}
-	var accessLog *slog.Logger
 	s.o.Metrics.Opened()
 	defer func() {
 		if r := recover(); r != nil {
@@ -349,16 +411,23 @@ func (s *Server) handle(c *conn) {
 		}
 		rec.Duration = time.Since(start)
 		s.o.Metrics.Closed(rec.Upstream, rec.Result)
-		observe.LogConn(accessLog, rec)
+		// The access log current at close, not at routing: a connection
+		// can outlive many reloads, and a reload closes the old log's
+		// file once HTTP requests on it are done.
+		observe.LogConn(s.live.Load().accessLog, rec)
 	}()
 
 	client, sni, hello, err := s.open(c.client)
 	// The routes current when the server name is known decide; a reload
 	// after that does not move the connection.
 	live := s.live.Load()
-	accessLog = live.accessLog
 	rec.SNI = sni
-	if err != nil {
+	var unrouted *noRouteError
+	switch {
+	case errors.As(err, &unrouted):
+		rec.SNI, rec.Result, rec.Error = unrouted.name, ResultNoRoute, unrouted.Error()
+		return
+	case err != nil:
 		rec.Result, rec.Error = ResultBadHello, err.Error()
 		if s.Terminates() {
 			rec.Result = ResultClientTLS
@@ -384,8 +453,7 @@ func (s *Server) handle(c *conn) {
 		return
 	}
 	c.setTarget(tc)
-	target.Acquire()
-	defer target.Release()
+	defer target.Release() // acquired by connect
 	if c.forced.Load() {
 		return // shutdown closed the client while we dialed
 	}
@@ -419,6 +487,22 @@ func (s *Server) handle(c *conn) {
 	}
 }
 
+// noRouteError is a server name no SNI route takes, refused during the
+// terminate handshake.
+type noRouteError struct{ name string }
+
+func (e *noRouteError) Error() string { return fmt.Sprintf("no sni route for %q", e.name) }
+
+// refuseUnrouted ends a terminate handshake whose server name no route
+// takes, right after the ClientHello: the client gets an alert, and no
+// certificate or key exchange is spent on it.
+func (s *Server) refuseUnrouted(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if s.live.Load().routes.Match(hello.ServerName) == nil {
+		return nil, &noRouteError{name: hello.ServerName}
+	}
+	return nil, nil // the server's own config
+}
+
 // open reads the server name the client asks for. In passthrough it peeks
 // the ClientHello and returns it to be replayed; in terminate it completes
 // the handshake and returns the TLS connection. Either is bounded by the
@@ -431,11 +515,8 @@ func (s *Server) open(c net.Conn) (client net.Conn, sni string, hello []byte, er
 		c.SetReadDeadline(time.Time{})
 		return c, sni, hello, err
 	}
-	tc := tls.Server(c, &tls.Config{
-		GetCertificate: s.o.Certs.GetCertificate,
-		MinVersion:     s.o.MinVersion,
-	})
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	tc := tls.Server(c, s.tlsConfig)
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return c, tc.ConnectionState().ServerName, nil, fmt.Errorf("client tls handshake: %w", err)
@@ -446,46 +527,75 @@ func (s *Server) open(c net.Conn) (client net.Conn, sni string, hello []byte, er
 // errNoTarget is an upstream with every target down or ejected.
 var errNoTarget = errors.New("no target available: all are unhealthy or ejected")
 
+// errAllFull is an upstream whose available targets are all at max_conns.
+var errAllFull = errors.New("no target available: every available one is at max_conns")
+
 // connect opens the connection to a target of route for client: TCP, the
 // PROXY header, then TLS in terminate mode. A target that fails is
 // reported to passive ejection and the next one is tried, as the HTTP
-// proxy does: nothing of the client's has been sent yet.
+// proxy does: nothing of the client's has been sent yet. A target at the
+// route's max_conns is skipped. The target returned is counted in flight
+// (Acquire); the caller releases it.
 func (s *Server) connect(route *Route, client net.Conn) (*upstream.Target, net.Conn, string, error) {
 	var tried []*upstream.Target
 	var last *upstream.Target
 	var lastErr error
+	full := false
 	result := ResultNoTarget
 	for range len(route.Pool.Targets()) {
+		if s.ctx.Err() != nil {
+			break // a forced shutdown: no more targets
+		}
 		t := route.Pool.Select(tried)
 		if t == nil {
 			break
 		}
 		tried = append(tried, t)
+		if !t.TryAcquire(int64(route.MaxConns)) {
+			full = true
+			continue
+		}
 		last = t
 		conn, res, err := s.connectTarget(route, t, client)
 		if err == nil {
 			t.ReportSuccess()
 			return t, conn, "", nil
 		}
-		t.ReportFailure()
+		t.Release()
 		result, lastErr = res, err
+		if s.ctx.Err() != nil {
+			// Cut off by shutdown, not the target's fault.
+			result = ResultShutdown
+			break
+		}
+		t.ReportFailure()
+	}
+	if lastErr == nil && s.ctx.Err() != nil {
+		return nil, nil, ResultShutdown, fmt.Errorf("upstream %q: not connected: the listener is shutting down", route.Upstream)
 	}
 	if lastErr == nil {
+		if full {
+			return nil, nil, ResultNoTarget, fmt.Errorf("upstream %q: %w (%d)", route.Upstream, errAllFull, route.MaxConns)
+		}
 		return nil, nil, ResultNoTarget, fmt.Errorf("upstream %q: %w", route.Upstream, errNoTarget)
 	}
 	return last, nil, result, lastErr
 }
 
+// connectTarget is one attempt at target t: the dial, the PROXY header
+// and the TLS handshake share one dial timeout, and all stop at a forced
+// shutdown.
 func (s *Server) connectTarget(route *Route, t *upstream.Target, client net.Conn) (net.Conn, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), route.dialTimeout())
+	ctx, cancel := context.WithTimeout(s.ctx, route.dialTimeout())
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 	raw, err := route.Pool.DialContext(ctx, "tcp", t.String())
 	if err != nil {
 		return nil, ResultConnect, fmt.Errorf("upstream %q: connecting to %s: %w", route.Upstream, t, err)
 	}
 	if route.ProxyProtocol > 0 {
 		h := proxyproto.HeaderProxyFromAddrs(byte(route.ProxyProtocol), client.RemoteAddr(), client.LocalAddr())
-		raw.SetWriteDeadline(time.Now().Add(route.dialTimeout()))
+		raw.SetWriteDeadline(deadline)
 		if _, err := h.WriteTo(raw); err != nil {
 			raw.Close()
 			return nil, ResultConnect, fmt.Errorf("upstream %q: sending the PROXY header to %s: %w", route.Upstream, t, err)
@@ -495,7 +605,7 @@ func (s *Server) connectTarget(route *Route, t *upstream.Target, client net.Conn
 	if route.TLS == nil {
 		return raw, "", nil
 	}
-	tc, err := route.TLS.Handshake(context.Background(), raw, t.String())
+	tc, err := route.TLS.Handshake(ctx, raw, t.String())
 	if err != nil {
 		raw.Close()
 		return nil, ResultUpstreamTLS, err // a *transport.DialError naming the upstream

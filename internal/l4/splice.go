@@ -15,6 +15,10 @@ import (
 // timeout.
 var errIdle = errors.New("idle timeout")
 
+// errAborted ends the direction that was cut off because the other one
+// failed or idled out: it is never the cause.
+var errAborted = errors.New("aborted: the other direction ended the connection")
+
 // splicer copies bytes both ways between a client and a target until both
 // directions are done, passing a half-close on: when one side finishes
 // sending (EOF), the other side's writing half is shut, and the opposite
@@ -58,8 +62,8 @@ func (s *splicer) run() error {
 	close(errs)
 	var first error
 	for err := range errs {
-		if err != nil && (first == nil || errors.Is(first, os.ErrDeadlineExceeded)) {
-			first = err // the cause, not the deadline abort set
+		if err != nil && (first == nil || errors.Is(first, errAborted)) {
+			first = err // the cause, not the abort it led to
 		}
 	}
 	return first
@@ -74,7 +78,7 @@ func (s *splicer) copy(dst, src net.Conn, n *atomic.Int64, in bool) error {
 		if s.aborted.Load() {
 			// Checked after setting the deadline: abort's own deadline
 			// may have come just before, and been overwritten.
-			return os.ErrDeadlineExceeded
+			return errAborted
 		}
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
@@ -89,6 +93,9 @@ func (s *splicer) copy(dst, src net.Conn, n *atomic.Int64, in bool) error {
 				s.onCopy(0, int64(nw))
 			}
 			if werr != nil {
+				if s.aborted.Load() && errors.Is(werr, os.ErrDeadlineExceeded) {
+					return errAborted
+				}
 				return werr
 			}
 		}
@@ -98,8 +105,10 @@ func (s *splicer) copy(dst, src net.Conn, n *atomic.Int64, in bool) error {
 			closeWrite(dst)
 			return nil
 		case errors.Is(rerr, os.ErrDeadlineExceeded):
-			since := time.Since(time.Unix(0, s.lastActive.Load()))
-			if since < s.idle && !s.aborted.Load() {
+			if s.aborted.Load() {
+				return errAborted
+			}
+			if since := time.Since(time.Unix(0, s.lastActive.Load())); since < s.idle {
 				continue
 			}
 			return errIdle

@@ -135,6 +135,22 @@ func (t *Target) ReportSuccess() {
 // Acquire counts a request as in flight; pair it with Release.
 func (t *Target) Acquire() { t.inFlight.Add(1) }
 
+// TryAcquire is Acquire unless limit (when above 0) requests or
+// connections are in flight already: then it counts nothing and returns
+// false. The check and the count are one atomic step, so concurrent
+// callers never pass the limit together.
+func (t *Target) TryAcquire(limit int64) bool {
+	for {
+		n := t.inFlight.Load()
+		if limit > 0 && n >= limit {
+			return false
+		}
+		if t.inFlight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
 // Release ends a request counted by Acquire.
 func (t *Target) Release() { t.inFlight.Add(-1) }
 

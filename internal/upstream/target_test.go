@@ -3,6 +3,8 @@ package upstream
 import (
 	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -135,3 +137,31 @@ func TestTargetAddressing(t *testing.T) {
 }
 
 var waitFor = testutil.WaitFor
+
+// TestTryAcquire: concurrent callers never pass the limit together, and
+// a limit of 0 means none.
+func TestTryAcquire(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		limit, callers, want int64
+	}{
+		{limit: 3, callers: 50, want: 3},
+		{limit: 1, callers: 50, want: 1},
+		{limit: 0, callers: 50, want: 50},
+	} {
+		tg := passiveTarget(t, PassiveOptions{})
+		var wg sync.WaitGroup
+		var got atomic.Int64
+		for range tc.callers {
+			wg.Go(func() {
+				if tg.TryAcquire(tc.limit) {
+					got.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if got.Load() != tc.want || tg.InFlight() != tc.want {
+			t.Errorf("limit %d, %d callers: %d acquired, %d in flight; want %d", tc.limit, tc.callers, got.Load(), tg.InFlight(), tc.want)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -92,13 +91,7 @@ func TestDoctor(t *testing.T) {
 	caSigned := certs.SelfSigned(t, certs.Options{DNSNames: []string{"backend.internal"}, Parent: ca, NotAfter: now.Add(90 * 24 * time.Hour)})
 	caBackend := doctorBackend(t, caSigned)
 
-	// A loopback port nothing listens on: bound, then closed.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := ln.Addr().String()
-	ln.Close()
+	closedAddr := freeAddr(t) // nothing listens there
 
 	pinned := func(target, pin, extra string) string {
 		return fmt.Sprintf("    targets: [%s]\n    tls:\n      server_name: backend.internal\n      pins: [%q]\n%s    health: {path: /healthz}", target, pin, extra)

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/drawbridge-gw/drawbridge/internal/gateway"
 	"github.com/drawbridge-gw/drawbridge/internal/store"
 	"github.com/drawbridge-gw/drawbridge/internal/store/memory"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"github.com/drawbridge-gw/drawbridge/internal/testutil/certs"
 )
 
@@ -88,16 +88,7 @@ func sha(v string) string {
 }
 
 // freeAddr is a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
 
 const importCSV = "Name,Key,Enabled,UsagePlanIds\n" +
 	"imported,imported-key-value-0123456789,TRUE,\"c7y23b,gold\"\n" +

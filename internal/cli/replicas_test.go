@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -201,12 +200,7 @@ func waitWithin(t *testing.T, what string, since time.Time, limit time.Duration,
 func TestAdminOverTLS(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminAddr := ln.Addr().String()
-	ln.Close()
+	adminAddr := freeAddr(t)
 	cfg := f.config(t, `    api_key_required: true
 store: {type: memory}
 plans: {gold: {throttle: {rate: 100, burst: 100}}}

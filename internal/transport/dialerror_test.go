@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"github.com/drawbridge-gw/drawbridge/internal/testutil/dnstest"
 )
 
@@ -48,16 +49,7 @@ func silentListener(t *testing.T) string {
 }
 
 // refusedAddr returns a loopback address where nothing listens.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+func refusedAddr(t *testing.T) string { return testutil.FreeAddr(t) }
 
 // resolvingDial returns a DialContext hook that resolves the host through
 // a loopback DNS server knowing no names, wrapping the lookup error as the

@@ -98,7 +98,7 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	s.caPool = ca.Pool()
 
-	dnsPort, mgmtDNS := freePort(t), freePort(t)
+	dnsPort, mgmtDNS := testutil.FreePort(t), testutil.FreePort(t)
 	s.dnsAddr = "127.0.0.1:" + strconv.Itoa(dnsPort)
 	// Only the DNS server: the gateway under test answers the challenges.
 	s.challtest = s.run(challtest,
@@ -115,7 +115,7 @@ func Start(t testing.TB, o Options) *Server {
 		return err == nil
 	})
 
-	s.acmePort, s.mgmtPort = freePort(t), freePort(t)
+	s.acmePort, s.mgmtPort = testutil.FreePort(t), testutil.FreePort(t)
 	blocklist := o.Blocklist
 	if blocklist == nil {
 		blocklist = []string{}
@@ -156,17 +156,6 @@ func lookPath(t testing.TB, name string) string {
 		t.Skipf("%s not installed (apt-get install pebble): %v", name, err)
 	}
 	return bin
-}
-
-// freePort is a loopback port free at the time of the call.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pebbletest: finding a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // run starts bin with args, its output going to the shared log.

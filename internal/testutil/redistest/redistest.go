@@ -6,8 +6,8 @@ import (
 
 	"bufio"
 	"crypto/tls"
-	"errors"
 	"fmt"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"github.com/drawbridge-gw/drawbridge/internal/transport"
 	"net"
 	"os"
@@ -139,7 +139,7 @@ func start(t testing.TB, probe *tls.Config, args []string) *Server {
 
 	var lastErr error
 	for range startAttempts {
-		port, err := freePort()
+		port, err := testutil.PickPort()
 		if err != nil {
 			t.Fatalf("finding a free port: %v", err)
 		}
@@ -312,20 +312,6 @@ func ping(addr string, probe *tls.Config) error {
 		return fmt.Errorf("PING: got %q, want +PONG", line)
 	}
 	return nil
-}
-
-// freePort asks the kernel for an unused TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	addr, ok := l.Addr().(*net.TCPAddr)
-	if !ok {
-		return 0, errors.New("listener address is not TCP")
-	}
-	return addr.Port, nil
 }
 
 // tail returns the end of the server's log, for failure messages.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // PlainHTTPOptions configures a [PlainHTTP] listener.
@@ -55,17 +56,38 @@ func NewPlainHTTP(o PlainHTTPOptions) *PlainHTTP {
 		name: o.Name,
 		addr: o.Addr,
 		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: DefaultReadHeaderTimeout,
+			Handler: h,
+			// Nothing here needs a body or a slow exchange: a challenge
+			// is one small GET, a redirect one short answer. Bounding the
+			// whole read and write keeps a trickling client from pinning
+			// a goroutine and a socket.
+			ReadHeaderTimeout: plainHTTPTimeout,
+			ReadTimeout:       plainHTTPTimeout,
+			WriteTimeout:      plainHTTPTimeout,
 			IdleTimeout:       DefaultIdleTimeout,
+			MaxHeaderBytes:    plainHTTPMaxHeaderBytes,
 			ErrorLog:          log.New(errorLogWriter{logger}, "", 0),
 		},
 	}
 }
 
+// plainHTTPTimeout bounds reading a whole request, and writing its
+// answer, on the plain-HTTP listener.
+const plainHTTPTimeout = 10 * time.Second
+
+// plainHTTPMaxHeaderBytes is ample for a browser's or a CA's request
+// headers, far below net/http's 1 MB default.
+const plainHTTPMaxHeaderBytes = 16 << 10
+
 // redirectToHTTPS answers 308 with the request's URL made https.
 func redirectToHTTPS(httpsPort int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			// The body is the client's to send again to the HTTPS URL
+			// (308 keeps it); closing after the answer keeps net/http
+			// from reading and discarding it first.
+			w.Header().Set("Connection", "close")
+		}
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h

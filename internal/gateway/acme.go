@@ -23,6 +23,9 @@ type acmeListener struct {
 	name    string
 	manager *acme.Manager
 	plain   *listener.PlainHTTP
+	// server is the HTTPS listener, set by startACME before plain serves:
+	// the redirect asks it which host names it has certificates for.
+	server *listener.Server
 }
 
 // newACMEListener builds lc's ACME manager and plain-HTTP listener, and
@@ -63,7 +66,8 @@ func (g *Gateway) newACMEListener(lc config.Listener, opts *listener.Options) (*
 		opts.Managed = m
 	}
 	if lc.HTTPAddr != "" {
-		po := listener.PlainHTTPOptions{Name: lc.Name, Addr: lc.HTTPAddr, HTTPSPort: httpsPort, Logger: g.logger}
+		po := listener.PlainHTTPOptions{Name: lc.Name, Addr: lc.HTTPAddr, HTTPSPort: httpsPort, Logger: g.logger,
+			ServesName: func(host string) bool { return al.server != nil && al.server.ServesName(host) }}
 		if al.manager != nil {
 			po.Challenge = al.manager.HTTPHandler
 		}
@@ -101,7 +105,11 @@ func (al *acmeListener) listen() error {
 // serve at once, missing ones are ordered in the background. Serve errors
 // go to errs.
 func (g *Gateway) startACME(errs chan<- error) {
-	for _, al := range g.acme {
+	for i, al := range g.acme {
+		// g.acme[i] belongs to g.listeners[i]: New appends them together.
+		if i < len(g.listeners) {
+			al.server = g.listeners[i]
+		}
 		if al.plain != nil {
 			go func() {
 				if err := al.plain.Serve(); err != nil {

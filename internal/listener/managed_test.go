@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -107,46 +106,6 @@ func TestManagedRequiresCertificateSource(t *testing.T) {
 	}
 }
 
-func TestPlainHTTPRedirects(t *testing.T) {
-	t.Parallel()
-	challenge := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
-				w.Write([]byte("token.key"))
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-	tests := []struct {
-		desc      string
-		httpsPort int
-		target    string
-		host      string
-		method    string
-		wantCode  int
-		wantLoc   string
-	}{
-		{"443 is left out", 443, "/orders/7?x=1", "api.example.com", "GET", 308, "https://api.example.com/orders/7?x=1"},
-		{"other port is kept, the HTTP port dropped", 8443, "/a%20b", "api.example.com:80", "POST", 308, "https://api.example.com:8443/a%20b"},
-		{"IPv6 literal", 443, "/", "[2001:db8::1]:80", "GET", 308, "https://[2001:db8::1]/"},
-		{"challenge is answered, not redirected", 443, "/.well-known/acme-challenge/abc", "api.example.com", "GET", 200, ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.desc, func(t *testing.T) {
-			t.Parallel()
-			p := NewPlainHTTP(PlainHTTPOptions{Name: "t", Addr: "127.0.0.1:0", HTTPSPort: tc.httpsPort, Challenge: challenge, Logger: discardLogger()})
-			r := httptest.NewRequest(tc.method, tc.target, nil)
-			r.Host = tc.host
-			w := httptest.NewRecorder()
-			p.srv.Handler.ServeHTTP(w, r)
-			if w.Code != tc.wantCode || w.Header().Get("Location") != tc.wantLoc {
-				t.Errorf("%s %s (Host %s): got %d %q, want %d %q", tc.method, tc.target, tc.host, w.Code, w.Header().Get("Location"), tc.wantCode, tc.wantLoc)
-			}
-		})
-	}
-}
-
 func TestPlainHTTPServes(t *testing.T) {
 	t.Parallel()
 	p := NewPlainHTTP(PlainHTTPOptions{Name: "t", Addr: "127.0.0.1:0", HTTPSPort: 443, Logger: discardLogger()})
@@ -169,5 +128,38 @@ func TestPlainHTTPServes(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Errorf("Serve: got %v, want nil", err)
+	}
+}
+
+func TestServesName(t *testing.T) {
+	t.Parallel()
+	ca := certs.SelfSigned(t, certs.Options{IsCA: true})
+	fileCert := certs.SelfSigned(t, certs.Options{Parent: ca, DNSNames: []string{"*.example.com", "internal.corp"}})
+	certFile, keyFile := fileCert.WriteFiles(t, t.TempDir())
+	managed := &staticManaged{certs: map[string]*tls.Certificate{"api.other.org": nil}}
+	mixed, err := New(Options{Name: "mixed", Addr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, Managed: managed}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	only, err := New(Options{Name: "only", Addr: "127.0.0.1:0", Managed: managed}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		srv  *Server
+		host string
+		want bool
+	}{
+		{mixed, "api.other.org", true},
+		{mixed, "a.example.com", true},
+		{mixed, "internal.corp", true},
+		{mixed, "a.b.example.com", false},
+		{mixed, "evil.example", false},
+		{only, "api.other.org", true},
+		{only, "a.example.com", false},
+	} {
+		if got := tc.srv.ServesName(tc.host); got != tc.want {
+			t.Errorf("%s: ServesName(%q) = %v, want %v", tc.srv.Name(), tc.host, got, tc.want)
+		}
 	}
 }

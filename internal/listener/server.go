@@ -346,5 +346,16 @@ func (w errorLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// ServesName reports whether the listener has a certificate for host (a
+// name or an IP address, without port): a name its managed source manages,
+// or one its current file certificate covers, wildcards included.
+func (s *Server) ServesName(host string) bool {
+	if s.managed != nil && s.managed.Manages(host) {
+		return true
+	}
+	leaf := s.certs.Leaf()
+	return leaf != nil && leaf.VerifyHostname(host) == nil
+}
+
 // Name is the listener's name from its config.
 func (s *Server) Name() string { return s.name }

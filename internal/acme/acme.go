@@ -148,6 +148,10 @@ func New(o Options) (*Manager, error) {
 		Storage: &certmagic.FileStorage{Path: o.Storage},
 		Logger:  zl,
 		OnEvent: m.onEvent,
+		// Only the events onEvent uses: certmagic then skips building
+		// the data of the others, tls_get_certificate's on every partner
+		// handshake among them.
+		ShouldEmitFunc: func(event string) bool { return handledEvents[event] },
 	})
 	m.issuer = certmagic.NewACMEIssuer(m.magic, certmagic.ACMEIssuer{
 		CA:     o.CA,
@@ -228,12 +232,24 @@ func (m *Manager) Manages(name string) bool {
 // certificate yet fails the handshake (the client gets an alert); the
 // reason is logged at debug, as other handshake failures are.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if isChallenge(hello) && !m.Manages(hello.ServerName) {
+		// Anyone can send this hello: refuse it before certmagic reads
+		// storage and logs an error, since no validation of ours can be
+		// for a name we do not order.
+		return nil, fmt.Errorf("acme %q: TLS-ALPN-01 challenge for %q, which is not one of its domains", m.name, hello.ServerName)
+	}
 	cert, err := m.magic.GetCertificate(hello)
 	if err != nil {
 		m.logger.Debug("no ACME certificate for handshake", "server_name", hello.ServerName, "err", err)
 		return nil, fmt.Errorf("acme %q: %w", m.name, err)
 	}
 	return cert, nil
+}
+
+// isChallenge reports whether hello is a TLS-ALPN-01 validation: it
+// offers acme-tls/1 and nothing else (RFC 8737, section 3).
+func isChallenge(hello *tls.ClientHelloInfo) bool {
+	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == ALPNProtocol
 }
 
 // HTTPHandler answers HTTP-01 challenges and passes every other request
@@ -315,6 +331,11 @@ func (m *Manager) leaf(d string) *x509.Certificate {
 		}
 	}
 	return best
+}
+
+// handledEvents are the certmagic events onEvent acts on.
+var handledEvents = map[string]bool{
+	"cert_obtaining": true, "cert_obtained": true, "cert_failed": true, "cached_managed_cert": true,
 }
 
 // onEvent turns certmagic's events into metrics, log lines and the

@@ -1,13 +1,16 @@
 package listener
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,6 +163,87 @@ func TestServesName(t *testing.T) {
 	} {
 		if got := tc.srv.ServesName(tc.host); got != tc.want {
 			t.Errorf("%s: ServesName(%q) = %v, want %v", tc.srv.Name(), tc.host, got, tc.want)
+		}
+	}
+}
+
+// TestACMEConnectionNeverReachesHandler: on a listener requiring client
+// certificates, a client offering only acme-tls/1 gets the challenge
+// certificate without one (the CA's validator has none), so the
+// connection must end there: a request sent over it never reaches the
+// handler. HTTP/1.1 and HTTP/2 keep working for partners with a
+// certificate.
+func TestACMEConnectionNeverReachesHandler(t *testing.T) {
+	t.Parallel()
+	ca := certs.SelfSigned(t, certs.Options{IsCA: true})
+	challenge := certs.SelfSigned(t, certs.Options{Parent: ca, DNSNames: []string{"api.example.com"}, CommonName: "challenge"})
+	acmeCert := certs.SelfSigned(t, certs.Options{Parent: ca, DNSNames: []string{"api.example.com"}})
+	partner := certs.SelfSigned(t, certs.Options{Parent: ca, CommonName: "partner"})
+	managed := &staticManaged{certs: map[string]*tls.Certificate{"api.example.com": &acmeCert.TLS}, challenge: &challenge.TLS}
+	var reached atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		w.Write([]byte("reached " + r.Proto))
+	})
+	srv := startServer(t, Options{Managed: managed, ClientCAFile: writeCAFile(t, ca), ClientAuth: ClientAuthRequire}, h)
+
+	for _, protos := range [][]string{{ACMETLS1Protocol}} {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", srv.Addr().String(),
+			&tls.Config{ServerName: "api.example.com", RootCAs: ca.Pool(), NextProtos: protos})
+		if err != nil {
+			t.Fatalf("TLS-ALPN-01 handshake: %v (a validator must get the challenge certificate)", err)
+		}
+		if got := conn.ConnectionState().PeerCertificates[0]; !got.Equal(challenge.Cert) {
+			t.Errorf("TLS-ALPN-01 handshake: got %v, want the challenge certificate", got.Subject)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Errorf("request over acme-tls/1 without a client certificate: got %d %q, want the connection closed", resp.StatusCode, body)
+		}
+		conn.Close()
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("handler reached %d times over acme-tls/1, want 0", n)
+	}
+
+	// An unmanaged name gets no exemption: without a client certificate
+	// the handshake fails for that reason (not merely closed after it).
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", srv.Addr().String(),
+		&tls.Config{ServerName: "other.example.com", InsecureSkipVerify: true, NextProtos: []string{ACMETLS1Protocol}})
+	if err == nil {
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		// TLS 1.3 reports the server's refusal of the client's
+		// (missing) certificate on the first read.
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate required") {
+		t.Errorf("acme-tls/1 for an unmanaged name without a client certificate: got %v, want the handshake refused for the missing certificate", err)
+	}
+
+	// Partners with a certificate still reach the handler, over both
+	// HTTP versions.
+	for _, h2 := range []bool{false, true} {
+		protos := []string{"http/1.1"}
+		if h2 {
+			protos = []string{"h2"}
+		}
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			ForceAttemptHTTP2: h2,
+			TLSClientConfig:   &tls.Config{RootCAs: ca.Pool(), ServerName: "api.example.com", Certificates: []tls.Certificate{partner.TLS}, NextProtos: protos},
+		}}
+		resp, err := client.Get("https://" + srv.Addr().String() + "/")
+		if err != nil {
+			t.Fatalf("partner (h2 %v): %v", h2, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := map[bool]string{false: "reached HTTP/1.1", true: "reached HTTP/2.0"}[h2]; string(body) != want {
+			t.Errorf("partner (h2 %v): got %q, want %q", h2, body, want)
 		}
 	}
 }

@@ -185,8 +185,12 @@ func New(o Options, h http.Handler) (*Server, error) {
 // resumed session's chains against this config's ClientCAs, and calls
 // VerifyConnection on resumed connections too.
 func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-	if isACMEChallenge(hello) {
-		// The CA's validator has no client certificate to give.
+	if s.managed != nil && isACMEChallenge(hello) && s.managed.Manages(hello.ServerName) {
+		// The CA's validator has no client certificate to give. The
+		// connection can only get the challenge certificate, and
+		// net/http closes it after the handshake since it negotiated a
+		// protocol other than HTTP (TestACMEConnectionNeverReachesHandler).
+		// Other names, and listeners without ACME, get no exemption.
 		return s.tlsBase, nil
 	}
 	cas := s.certs.clientCAs.Load()

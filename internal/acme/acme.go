@@ -7,9 +7,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
+	"golang.org/x/sys/unix"
 )
 
 // LetsEncrypt is the directory of Let's Encrypt's production CA, the
@@ -52,6 +55,9 @@ type Options struct {
 	// ports it tells certmagic that the challenge ports are ours (it would
 	// otherwise try to bind them itself).
 	ListenHost string
+	// HTTPListenHost is the host the plain-HTTP listener is bound to,
+	// when it differs from ListenHost.
+	HTTPListenHost string
 	// TLSPort is the HTTPS listener's port, which answers TLS-ALPN-01
 	// challenges through [Manager.GetCertificate]. Public CAs dial 443.
 	TLSPort int
@@ -138,6 +144,16 @@ func New(o Options) (*Manager, error) {
 	if err := os.MkdirAll(o.Storage, 0o700); err != nil {
 		return nil, fmt.Errorf("acme %q: storage: %w", o.Name, err)
 	}
+	// certmagic takes one host for both challenge ports and binds
+	// host:port itself when that is free, to serve a challenge on its own
+	// socket. With the two listeners on different hosts, any one host
+	// would be wrong for one of them (certmagic would open a plaintext
+	// socket beside ours); all addresses ("") conflict with both of our
+	// sockets, so it uses ours.
+	listenHost := o.ListenHost
+	if o.HTTPPort != 0 && o.HTTPListenHost != o.ListenHost {
+		listenHost = ""
+	}
 	zl := newZapLogger(m.logger)
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
@@ -159,7 +175,7 @@ func New(o Options) (*Manager, error) {
 		Agreed: true, // configuring acme is agreeing to the CA's terms
 		// Challenge ports are the gateway's listeners, already bound when
 		// certmagic tries them, so it serves through our handlers.
-		ListenHost:              o.ListenHost,
+		ListenHost:              listenHost,
 		AltTLSALPNPort:          o.TLSPort,
 		AltHTTPPort:             o.HTTPPort,
 		DisableHTTPChallenge:    o.HTTPPort == 0,
@@ -183,6 +199,36 @@ func LoadRoots(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("ca_root %q: no PEM certificate in it", file)
 	}
 	return roots, nil
+}
+
+// CheckStorage reports whether the storage folder dir can be used: it is a
+// writable folder, or the nearest of its parents that exists is one (so
+// that [New] can create it). It creates and writes nothing, for
+// `drawbridge validate`.
+func CheckStorage(dir string) error {
+	if dir == "" {
+		return errors.New("storage folder is required")
+	}
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		switch {
+		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR)) && filepath.Dir(p) != p:
+			// ENOTDIR: a parent is a file, which the next round names.
+			continue
+		case err != nil:
+			return fmt.Errorf("storage %q: %w", dir, err)
+		case !fi.IsDir():
+			return fmt.Errorf("storage %q: %s is not a folder", dir, p)
+		}
+		if err := unix.Access(p, unix.W_OK|unix.X_OK); err != nil {
+			what := "cannot be written"
+			if p != filepath.Clean(dir) {
+				what = "cannot be created: " + p + " is not writable"
+			}
+			return fmt.Errorf("storage %q %s (%w)", dir, what, err)
+		}
+		return nil
+	}
 }
 
 // Start loads any stored certificates, so that they serve at once, and

@@ -9,6 +9,7 @@ import (
 	"net"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drawbridge-gw/drawbridge/internal/acme"
@@ -36,20 +37,27 @@ func (g *Gateway) newACMEListener(lc config.Listener, opts *listener.Options) (*
 	httpsPort := portOf(lc.Addr)
 	if a := lc.TLS.ACME; a != nil {
 		host, _, _ := net.SplitHostPort(lc.Addr)
+		httpHost, _, _ := net.SplitHostPort(lc.HTTPAddr)
 		name := lc.Name
+		disableALPN, why := tlsALPNOff(a.CA, httpsPort, lc.HTTPAddr != "")
+		switch {
+		case disableALPN && why != "":
+			g.logger.Info("ACME TLS-ALPN-01 challenge disabled: "+why+"; HTTP-01 on http_addr validates the names", "listener", name, "addr", lc.Addr)
+		case why != "":
+			g.logger.Warn("ACME: "+why, "listener", name, "addr", lc.Addr)
+		}
 		m, err := acme.New(acme.Options{
-			Name:       name,
-			Domains:    a.Domains,
-			Email:      a.Email,
-			CA:         a.CA,
-			CARootFile: a.CARoot,
-			Storage:    a.Storage,
-			ListenHost: host,
-			TLSPort:    httpsPort,
-			HTTPPort:   portOf(lc.HTTPAddr),
-			// A CA can only dial a fixed port: with port 0 (tests) only
-			// HTTP-01 on a fixed http_addr can work.
-			DisableTLSALPN: httpsPort == 0,
+			Name:           name,
+			Domains:        a.Domains,
+			Email:          a.Email,
+			CA:             a.CA,
+			CARootFile:     a.CARoot,
+			Storage:        a.Storage,
+			ListenHost:     host,
+			HTTPListenHost: httpHost,
+			TLSPort:        httpsPort,
+			HTTPPort:       portOf(lc.HTTPAddr),
+			DisableTLSALPN: disableALPN,
 			Logger:         g.logger,
 			OnCertificate: func(leaf *x509.Certificate) {
 				g.metrics.CertExpiry("acme", name+"/"+firstName(leaf), leaf)
@@ -74,6 +82,27 @@ func (g *Gateway) newACMEListener(lc config.Listener, opts *listener.Options) (*
 		al.plain = listener.NewPlainHTTP(po)
 	}
 	return al, nil
+}
+
+// tlsALPNOff decides whether a listener on httpsPort answers TLS-ALPN-01
+// challenges of the CA ca (empty: Let's Encrypt), and says why when the
+// answer is worth a log line. A CA can only dial a fixed port: with port
+// 0 (tests) only HTTP-01 can work. Let's Encrypt dials 443 only, so on
+// another port each TLS-ALPN-01 attempt would fail and count against its
+// rate limits, unless 443 is forwarded to the listener; with HTTP-01
+// available it is turned off, otherwise it stays on for the forwarded
+// case, with a warning.
+func tlsALPNOff(ca string, httpsPort int, hasHTTP bool) (off bool, why string) {
+	if httpsPort == 0 {
+		return true, ""
+	}
+	if (ca != "" && ca != acme.LetsEncrypt) || httpsPort == 443 {
+		return false, ""
+	}
+	if hasHTTP {
+		return true, fmt.Sprintf("Let's Encrypt validates TLS-ALPN-01 on port 443 only, and this listener is on port %d", httpsPort)
+	}
+	return false, fmt.Sprintf("Let's Encrypt validates TLS-ALPN-01 on port 443 only, and this listener is on port %d with no http_addr for HTTP-01: certificates can be issued only if port 443 is forwarded here", httpsPort)
 }
 
 // portOf is the port of a validated host:port, or 0.
@@ -230,12 +259,24 @@ func (checkOnlyManaged) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, 
 	return nil, errors.New("validation only")
 }
 
-// checkACME checks what of lc's tls.acme can be checked offline.
+// checkACME checks what of lc's tls.acme can be checked offline, without
+// writing anything.
 func checkACME(lc config.Listener) error {
-	if a := lc.TLS.ACME; a != nil && a.CARoot != "" {
+	a := lc.TLS.ACME
+	if a == nil {
+		return nil
+	}
+	var msgs []string
+	if a.CARoot != "" {
 		if _, err := acme.LoadRoots(a.CARoot); err != nil {
-			return fmt.Errorf("listener %q: tls.acme: %w", lc.Name, err)
+			msgs = append(msgs, err.Error())
 		}
+	}
+	if err := acme.CheckStorage(a.Storage); err != nil {
+		msgs = append(msgs, err.Error())
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("listener %q: tls.acme: %s", lc.Name, strings.Join(msgs, "; "))
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drawbridge-gw/drawbridge/internal/acme"
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/testutil/pebbletest"
 	"github.com/drawbridge-gw/drawbridge/internal/transport"
@@ -200,23 +201,29 @@ func TestACMEOnlyListenerWithoutCertificate(t *testing.T) {
 func TestCheckACME(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		desc   string
-		caRoot string // file contents; "" for none
-		want   string // "" for a valid config
+		desc    string
+		caRoot  string // file contents; "" for none
+		storage string // under the config's folder; "" for acme
+		want    string // "" for a valid config
 	}{
 		{desc: "acme only, Let's Encrypt", want: ""},
 		{desc: "private CA root", caRoot: string(backendCert(t).CertPEM), want: ""},
 		{desc: "ca_root without a certificate", caRoot: "not PEM\n", want: `drawbridge.yaml:5: listener "public": tls.acme: ca_root`},
+		{desc: "storage under a file", storage: "upstream.pem/acme", want: `drawbridge.yaml:5: listener "public": tls.acme: storage`},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			acmeYAML := "{domains: [api.example.com], storage: \"{{DIR}}/acme\"}"
+			storage := "acme"
+			if tc.storage != "" {
+				storage = tc.storage
+			}
+			acmeYAML := "{domains: [api.example.com], storage: \"{{DIR}}/" + storage + "\"}"
 			h := newHarness(t, "")
 			if tc.caRoot != "" {
 				if err := os.WriteFile(filepath.Join(h.dir, "root.pem"), []byte(tc.caRoot), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				acmeYAML = "{domains: [api.example.com], storage: \"{{DIR}}/acme\", ca_root: root.pem}"
+				acmeYAML = "{domains: [api.example.com], storage: \"{{DIR}}/" + storage + "\", ca_root: root.pem}"
 			}
 			h.rewrite(strings.NewReplacer("{{DIR}}", h.dir).Replace(fmt.Sprintf(`listeners:
   - name: public
@@ -275,6 +282,35 @@ func TestACMEChangesNeedRestart(t *testing.T) {
 	} {
 		if got := listenerChanges(base, tc.l); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: listenerChanges: got %v, want %v", tc.desc, got, tc.want)
+		}
+	}
+}
+
+// TestTLSALPNOff: TLS-ALPN-01 is off where the CA cannot reach it, and a
+// listener that Let's Encrypt can validate only through a forwarded 443
+// keeps it, with a warning.
+func TestTLSALPNOff(t *testing.T) {
+	t.Parallel()
+	const private = "https://ca.internal/directory"
+	for _, tc := range []struct {
+		desc    string
+		ca      string
+		port    int
+		hasHTTP bool
+		wantOff bool
+		wantWhy string // substring; "" for no log line
+	}{
+		{"port 0 (tests)", private, 0, true, true, ""},
+		{"Let's Encrypt on 443", "", 443, true, false, ""},
+		{"Let's Encrypt named, on 443", acme.LetsEncrypt, 443, false, false, ""},
+		{"Let's Encrypt on 8443 with HTTP-01", "", 8443, true, true, "port 443 only, and this listener is on port 8443"},
+		{"Let's Encrypt named, on 8443 with HTTP-01", acme.LetsEncrypt, 8443, true, true, "port 8443"},
+		{"Let's Encrypt on 8443 without HTTP-01", "", 8443, false, false, "only if port 443 is forwarded here"},
+		{"private CA on 8443", private, 8443, true, false, ""},
+	} {
+		off, why := tlsALPNOff(tc.ca, tc.port, tc.hasHTTP)
+		if off != tc.wantOff || (tc.wantWhy == "") != (why == "") || !strings.Contains(why, tc.wantWhy) {
+			t.Errorf("%s: tlsALPNOff = %v, %q; want %v, %q", tc.desc, off, why, tc.wantOff, tc.wantWhy)
 		}
 	}
 }

@@ -201,18 +201,26 @@ type certificateStatus struct {
 	Error    string    `json:"error,omitempty"`
 }
 
-// certificates lists every partner listener's certificates: its file
-// certificate, if any, and one entry per ACME domain.
+// certificates lists every certificate the gateway serves: each HTTPS
+// listener's file certificate, if any, and one entry per ACME domain; each
+// terminate-mode tcp listener's certificate; the admin API's, when it is
+// served over TLS (listener "admin").
 func (g *Gateway) certificates() []certificateStatus {
 	out := []certificateStatus{}
-	// g.acme[i] belongs to g.listeners[i]: New appends them together.
-	for i, srv := range g.listeners {
-		if leaf := srv.Certs().Leaf(); leaf != nil {
+	fileCert := func(listener string, certs *listener.Certs) {
+		if certs == nil {
+			return
+		}
+		if leaf := certs.Leaf(); leaf != nil {
 			out = append(out, certificateStatus{
-				Listener: srv.Name(), Source: "file", Names: leaf.DNSNames, Issuer: leaf.Issuer.String(),
+				Listener: listener, Source: "file", Names: leaf.DNSNames, Issuer: leaf.Issuer.String(),
 				NotAfter: leaf.NotAfter.UTC(), Serial: leaf.SerialNumber.Text(16),
 			})
 		}
+	}
+	// g.acme[i] belongs to g.listeners[i]: New appends them together.
+	for i, srv := range g.listeners {
+		fileCert(srv.Name(), srv.Certs())
 		if i >= len(g.acme) || g.acme[i].manager == nil {
 			continue
 		}
@@ -223,6 +231,10 @@ func (g *Gateway) certificates() []certificateStatus {
 			})
 		}
 	}
+	for _, srv := range g.l4 {
+		fileCert(srv.Name(), srv.Certs()) // nil in passthrough mode
+	}
+	fileCert("admin", g.adminCerts)
 	return out
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -312,5 +313,49 @@ func TestTLSALPNOff(t *testing.T) {
 		if off != tc.wantOff || (tc.wantWhy == "") != (why == "") || !strings.Contains(why, tc.wantWhy) {
 			t.Errorf("%s: tlsALPNOff = %v, %q; want %v, %q", tc.desc, off, why, tc.wantOff, tc.wantWhy)
 		}
+	}
+}
+
+// TestCertificatesListsEveryListener: GET /v1/certificates has the HTTPS
+// listener's, the terminate tcp listener's and the admin API's
+// certificates, and nothing for a passthrough listener (it has none).
+func TestCertificatesListsEveryListener(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, `
+listeners:
+  - name: public
+    addr: 127.0.0.1:0
+    tls: {cert: "{{FRONT_CERT}}", key: "{{FRONT_KEY}}"}
+  - name: nlb-tls
+    type: tcp
+    addr: 127.0.0.1:0
+    tls: {mode: terminate, cert: "{{FRONT_CERT}}", key: "{{FRONT_KEY}}"}
+    sni: {"*": term}
+  - name: nlb-pass
+    type: tcp
+    addr: 127.0.0.1:0
+    tls: {mode: passthrough}
+    sni: {"*": pass}
+admin: {addr: 127.0.0.1:0, tls: {cert: "{{FRONT_CERT}}", key: "{{FRONT_KEY}}"}}
+store: {type: memory}
+log: {access: "off"}
+upstreams:
+  pass: {targets: ["tcp://127.0.0.1:9"]}
+  term: {targets: ["tls://127.0.0.1:9"], tls: {ca: "{{FRONT_CERT}}"}}
+  onprem: {targets: ["https://127.0.0.1:9"], tls: {ca: "{{FRONT_CERT}}"}}
+routes:
+  - {path: "/{proxy+}", upstream: onprem}
+`)
+	h.start()
+	got := map[string]string{}
+	for _, c := range h.g.certificates() {
+		if c.NotAfter.IsZero() || c.Serial == "" {
+			t.Errorf("entry %+v lacks expiry or serial", c)
+		}
+		got[c.Listener] = c.Source
+	}
+	want := map[string]string{"public": "file", "nlb-tls": "file", "admin": "file"}
+	if !maps.Equal(got, want) {
+		t.Errorf("certificates(): listeners %v, want %v", got, want)
 	}
 }

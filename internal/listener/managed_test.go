@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -244,6 +245,37 @@ func TestACMEConnectionNeverReachesHandler(t *testing.T) {
 		resp.Body.Close()
 		if want := map[bool]string{false: "reached HTTP/1.1", true: "reached HTTP/2.0"}[h2]; string(body) != want {
 			t.Errorf("partner (h2 %v): got %q, want %q", h2, body, want)
+		}
+	}
+}
+
+// TestNoManagedCertWarns: handshakes refused because one of an ACME-only
+// listener's names has no certificate yet are logged at warn, once per
+// name per minute; other names stay at debug.
+func TestNoManagedCertWarns(t *testing.T) {
+	t.Parallel()
+	logs := &logBuffer{}
+	managed := &staticManaged{certs: map[string]*tls.Certificate{"pending.example.com": nil, "late.example.com": nil}}
+	srv := startServer(t, Options{Managed: managed, Logger: logs.logger(slog.LevelDebug)}, nil)
+	for _, name := range []string{"pending.example.com", "pending.example.com", "PENDING.example.com", "late.example.com", "scanner.example", "scanner.example"} {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", srv.Addr().String(),
+			&tls.Config{ServerName: name, InsecureSkipVerify: true})
+		if err == nil {
+			conn.Close()
+			t.Fatalf("handshake for %s: succeeded, want an alert", name)
+		}
+	}
+	waitFor(t, "six refusals in the log", func() bool { return strings.Count(logs.String(), "handshake refused") == 6 })
+	got := logs.String()
+	for name, want := range map[string]int{"pending.example.com": 1, "late.example.com": 1, "scanner.example": 0} {
+		n := 0
+		for line := range strings.Lines(got) {
+			if strings.Contains(line, "level=WARN") && strings.Contains(line, "server_name="+name) {
+				n++
+			}
+		}
+		if n != want {
+			t.Errorf("%s: %d warnings, want %d:\n%s", name, n, want, got)
 		}
 	}
 }

@@ -81,9 +81,12 @@ type Server struct {
 	logger  *slog.Logger
 	certs   *Certs
 	managed ManagedCerts
-	handler swapHandler
-	srv     *http.Server
-	lc      net.ListenConfig
+	// noCertWarn limits the warnings of handshakes refused for a managed
+	// name without a certificate (see noManagedCert).
+	noCertWarn rateLimit
+	handler    swapHandler
+	srv        *http.Server
+	lc         net.ListenConfig
 
 	// tlsBase is what each handshake's config is cloned from when client
 	// certificates are requested (see configForClient).
@@ -139,6 +142,7 @@ func New(o Options, h http.Handler) (*Server, error) {
 		logger:     logger,
 		certs:      certs,
 		managed:    o.Managed,
+		noCertWarn: rateLimit{interval: noCertWarnInterval},
 		clientAuth: clientAuth,
 		lc: net.ListenConfig{
 			KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: DefaultKeepAlive},

@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +30,9 @@ import (
 const acmeDomain = "api.example.com"
 
 // freeLoopbackPort is a port of 127.0.0.1 free at the time of the call:
-// pebble must know the gateway's ports before the gateway starts.
+// pebble must know the gateway's ports before the gateway starts. Another
+// process may take it before the gateway binds it: startOnFreePorts
+// retries then.
 func freeLoopbackPort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -38,6 +43,51 @@ func freeLoopbackPort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// startOnFreePorts starts a gateway whose config setup writes for two
+// ports picked with freeLoopbackPort (setup also starts what must know
+// them, such as pebble). A port taken by another process in between fails
+// gateway.New with EADDRINUSE: it tries again with new ports, up to 5
+// times.
+func startOnFreePorts(t *testing.T, setup func(httpsPort, httpPort int) string) (h *harness, httpsPort, httpPort int) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		httpsPort, httpPort = freeLoopbackPort(t), freeLoopbackPort(t)
+		if httpsPort == httpPort {
+			continue
+		}
+		h = newHarness(t, setup(httpsPort, httpPort))
+		err := h.tryStart()
+		if err == nil {
+			return h, httpsPort, httpPort
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			t.Fatalf("gateway.New (attempt %d): %v", attempt, err)
+		}
+		t.Logf("port taken before the gateway bound it, trying new ports: %v", err)
+	}
+}
+
+// tryStart is [harness.start] returning gateway.New's error.
+func (h *harness) tryStart() error {
+	t := h.t
+	t.Helper()
+	cfg, err := config.Load(h.cfg)
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	h.g, err = New(cfg, Options{Version: "test", Logger: slog.New(slog.NewTextHandler(h.logs, nil))})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() { h.done <- h.g.Run(ctx) }()
+	t.Cleanup(h.stop)
+	h.base = "https://" + h.g.ListenerAddrs()[0].String()
+	waitFor(t, "gateway ready", func() bool { return h.g.ready.Load() })
+	return nil
+}
+
 // TestACMEListener runs the whole path against a real ACME CA (pebble): a
 // mixed listener gets an ACME certificate for its public name (HTTP-01 on
 // its http_addr or TLS-ALPN-01, as the client picks) and keeps serving its file certificate to other names;
@@ -45,12 +95,13 @@ func freeLoopbackPort(t *testing.T) int {
 // admin API and metrics show both certificates; a restart serves the
 // stored certificate without ordering again.
 func TestACMEListener(t *testing.T) {
-	httpsPort, httpPort := freeLoopbackPort(t), freeLoopbackPort(t)
-	pebble := pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: httpsPort})
 	cert := backendCert(t)
 	srv := backend(t, cert, nil)
-	cfg := oneUpstream(srv.URL, fmt.Sprintf(`{server_name: backend.internal, pins: [%q]}`, transport.SPKIPin(cert.Cert)))
-	cfg = strings.Replace(cfg, `    addr: 127.0.0.1:0
+	var pebble *pebbletest.Server
+	h, httpsPort, httpPort := startOnFreePorts(t, func(httpsPort, httpPort int) string {
+		pebble = pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: httpsPort})
+		cfg := oneUpstream(srv.URL, fmt.Sprintf(`{server_name: backend.internal, pins: [%q]}`, transport.SPKIPin(cert.Cert)))
+		cfg = strings.Replace(cfg, `    addr: 127.0.0.1:0
     tls: {cert: "{{FRONT_CERT}}", key: "{{FRONT_KEY}}"}`, fmt.Sprintf(`    addr: 127.0.0.1:%d
     http_addr: 127.0.0.1:%d
     tls:
@@ -61,8 +112,8 @@ func TestACMEListener(t *testing.T) {
         email: ops@example.com
         ca: %s
         ca_root: %s`, httpsPort, httpPort, acmeDomain, pebble.DirectoryURL(), pebble.CAFile()), 1)
-	cfg += "store: {type: memory}\n"
-	h := startGateway(t, cfg)
+		return cfg + "store: {type: memory}\n"
+	})
 	roots := pebble.IssuerRoots()
 
 	// The ACME certificate: a partner trusting the CA verifies it.
@@ -165,17 +216,17 @@ func TestACMEListener(t *testing.T) {
 // handshakes with an alert, and says why in the log and the admin API.
 func TestACMEOnlyListenerWithoutCertificate(t *testing.T) {
 	const blocked = "blocked.example.com"
-	httpsPort := freeLoopbackPort(t)
-	pebble := pebbletest.Start(t, pebbletest.Options{TLSPort: httpsPort, Blocklist: []string{blocked}})
 	cert := backendCert(t)
 	srv := backend(t, cert, nil)
-	cfg := oneUpstream(srv.URL, fmt.Sprintf(`{server_name: backend.internal, pins: [%q]}`, transport.SPKIPin(cert.Cert)))
-	cfg = strings.Replace(cfg, `    addr: 127.0.0.1:0
+	h, httpsPort, _ := startOnFreePorts(t, func(httpsPort, _ int) string {
+		pebble := pebbletest.Start(t, pebbletest.Options{TLSPort: httpsPort, Blocklist: []string{blocked}})
+		cfg := oneUpstream(srv.URL, fmt.Sprintf(`{server_name: backend.internal, pins: [%q]}`, transport.SPKIPin(cert.Cert)))
+		cfg = strings.Replace(cfg, `    addr: 127.0.0.1:0
     tls: {cert: "{{FRONT_CERT}}", key: "{{FRONT_KEY}}"}`, fmt.Sprintf(`    addr: 127.0.0.1:%d
     tls:
       acme: {domains: [%s], ca: %s, ca_root: %s, storage: "{{DIR}}/acme"}`, httpsPort, blocked, pebble.DirectoryURL(), pebble.CAFile()), 1)
-	cfg += "store: {type: memory}\n"
-	h := startGateway(t, cfg)
+		return cfg + "store: {type: memory}\n"
+	})
 	waitFor(t, "the CA's refusal in the log", func() bool { return strings.Contains(h.logs.String(), "rejectedIdentifier") })
 	if !strings.Contains(h.logs.String(), "no ACME certificate yet") {
 		t.Errorf("log lacks the no-certificate warning:\n%s", h.logs)
@@ -357,5 +408,32 @@ routes:
 	want := map[string]string{"public": "file", "nlb-tls": "file", "admin": "file"}
 	if !maps.Equal(got, want) {
 		t.Errorf("certificates(): listeners %v, want %v", got, want)
+	}
+}
+
+// TestStartOnFreePortsRetries: a port another process takes between
+// freeLoopbackPort and the gateway's bind costs one more attempt, not the
+// test.
+func TestStartOnFreePortsRetries(t *testing.T) {
+	t.Parallel()
+	attempts := 0
+	h, httpsPort, _ := startOnFreePorts(t, func(httpsPort, httpPort int) string {
+		attempts++
+		if attempts == 1 {
+			// The other process.
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(httpsPort))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+		}
+		return strings.Replace(oneUpstream("https://127.0.0.1:9", `{ca: "{{FRONT_CERT}}"}`), "addr: 127.0.0.1:0",
+			fmt.Sprintf("addr: 127.0.0.1:%d\n    http_addr: 127.0.0.1:%d", httpsPort, httpPort), 1)
+	})
+	if attempts != 2 {
+		t.Errorf("setup ran %d times, want 2 (one retry)", attempts)
+	}
+	if got := h.g.ListenerAddrs()[0].String(); got != "127.0.0.1:"+strconv.Itoa(httpsPort) {
+		t.Errorf("listener on %s, want port %d", got, httpsPort)
 	}
 }

@@ -27,6 +27,10 @@ import (
 // default CA.
 const LetsEncrypt = certmagic.LetsEncryptProductionCA
 
+// LetsEncryptStaging is the directory of Let's Encrypt's staging CA, for
+// trying a setup without spending production rate limits.
+const LetsEncryptStaging = certmagic.LetsEncryptStagingCA
+
 // ALPNProtocol is the ALPN protocol of TLS-ALPN-01 challenges (RFC 8737):
 // the HTTPS listener must offer it in its NextProtos.
 const ALPNProtocol = "acme-tls/1"

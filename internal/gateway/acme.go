@@ -96,7 +96,7 @@ func tlsALPNOff(ca string, httpsPort int, hasHTTP bool) (off bool, why string) {
 	if httpsPort == 0 {
 		return true, ""
 	}
-	if (ca != "" && ca != acme.LetsEncrypt) || httpsPort == 443 {
+	if (ca != "" && ca != acme.LetsEncrypt && ca != acme.LetsEncryptStaging) || httpsPort == 443 {
 		return false, ""
 	}
 	if hasHTTP {

@@ -358,6 +358,7 @@ func TestTLSALPNOff(t *testing.T) {
 		{"Let's Encrypt on 8443 with HTTP-01", "", 8443, true, true, "port 443 only, and this listener is on port 8443"},
 		{"Let's Encrypt named, on 8443 with HTTP-01", acme.LetsEncrypt, 8443, true, true, "port 8443"},
 		{"Let's Encrypt on 8443 without HTTP-01", "", 8443, false, false, "only if port 443 is forwarded here"},
+		{"Let's Encrypt staging on 8443 with HTTP-01", acme.LetsEncryptStaging, 8443, true, true, "port 8443"},
 		{"private CA on 8443", private, 8443, true, false, ""},
 	} {
 		off, why := tlsALPNOff(tc.ca, tc.port, tc.hasHTTP)

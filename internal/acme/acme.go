@@ -7,9 +7,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,11 +20,16 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
+	"golang.org/x/sys/unix"
 )
 
 // LetsEncrypt is the directory of Let's Encrypt's production CA, the
 // default CA.
 const LetsEncrypt = certmagic.LetsEncryptProductionCA
+
+// LetsEncryptStaging is the directory of Let's Encrypt's staging CA, for
+// trying a setup without spending production rate limits.
+const LetsEncryptStaging = certmagic.LetsEncryptStagingCA
 
 // ALPNProtocol is the ALPN protocol of TLS-ALPN-01 challenges (RFC 8737):
 // the HTTPS listener must offer it in its NextProtos.
@@ -52,6 +59,9 @@ type Options struct {
 	// ports it tells certmagic that the challenge ports are ours (it would
 	// otherwise try to bind them itself).
 	ListenHost string
+	// HTTPListenHost is the host the plain-HTTP listener is bound to,
+	// when it differs from ListenHost.
+	HTTPListenHost string
 	// TLSPort is the HTTPS listener's port, which answers TLS-ALPN-01
 	// challenges through [Manager.GetCertificate]. Public CAs dial 443.
 	TLSPort int
@@ -138,6 +148,16 @@ func New(o Options) (*Manager, error) {
 	if err := os.MkdirAll(o.Storage, 0o700); err != nil {
 		return nil, fmt.Errorf("acme %q: storage: %w", o.Name, err)
 	}
+	// certmagic takes one host for both challenge ports and binds
+	// host:port itself when that is free, to serve a challenge on its own
+	// socket. With the two listeners on different hosts, any one host
+	// would be wrong for one of them (certmagic would open a plaintext
+	// socket beside ours); all addresses ("") conflict with both of our
+	// sockets, so it uses ours.
+	listenHost := o.ListenHost
+	if o.HTTPPort != 0 && o.HTTPListenHost != o.ListenHost {
+		listenHost = ""
+	}
 	zl := newZapLogger(m.logger)
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
@@ -148,6 +168,10 @@ func New(o Options) (*Manager, error) {
 		Storage: &certmagic.FileStorage{Path: o.Storage},
 		Logger:  zl,
 		OnEvent: m.onEvent,
+		// Only the events onEvent uses: certmagic then skips building
+		// the data of the others, tls_get_certificate's on every partner
+		// handshake among them.
+		ShouldEmitFunc: func(event string) bool { return handledEvents[event] },
 	})
 	m.issuer = certmagic.NewACMEIssuer(m.magic, certmagic.ACMEIssuer{
 		CA:     o.CA,
@@ -155,7 +179,7 @@ func New(o Options) (*Manager, error) {
 		Agreed: true, // configuring acme is agreeing to the CA's terms
 		// Challenge ports are the gateway's listeners, already bound when
 		// certmagic tries them, so it serves through our handlers.
-		ListenHost:              o.ListenHost,
+		ListenHost:              listenHost,
 		AltTLSALPNPort:          o.TLSPort,
 		AltHTTPPort:             o.HTTPPort,
 		DisableHTTPChallenge:    o.HTTPPort == 0,
@@ -179,6 +203,36 @@ func LoadRoots(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("ca_root %q: no PEM certificate in it", file)
 	}
 	return roots, nil
+}
+
+// CheckStorage reports whether the storage folder dir can be used: it is a
+// writable folder, or the nearest of its parents that exists is one (so
+// that [New] can create it). It creates and writes nothing, for
+// `drawbridge validate`.
+func CheckStorage(dir string) error {
+	if dir == "" {
+		return errors.New("storage folder is required")
+	}
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		switch {
+		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR)) && filepath.Dir(p) != p:
+			// ENOTDIR: a parent is a file, which the next round names.
+			continue
+		case err != nil:
+			return fmt.Errorf("storage %q: %w", dir, err)
+		case !fi.IsDir():
+			return fmt.Errorf("storage %q: %s is not a folder", dir, p)
+		}
+		if err := unix.Access(p, unix.W_OK|unix.X_OK); err != nil {
+			what := "cannot be written"
+			if p != filepath.Clean(dir) {
+				what = "cannot be created: " + p + " is not writable"
+			}
+			return fmt.Errorf("storage %q %s (%w)", dir, what, err)
+		}
+		return nil
+	}
 }
 
 // Start loads any stored certificates, so that they serve at once, and
@@ -228,12 +282,24 @@ func (m *Manager) Manages(name string) bool {
 // certificate yet fails the handshake (the client gets an alert); the
 // reason is logged at debug, as other handshake failures are.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if isChallenge(hello) && !m.Manages(hello.ServerName) {
+		// Anyone can send this hello: refuse it before certmagic reads
+		// storage and logs an error, since no validation of ours can be
+		// for a name we do not order.
+		return nil, fmt.Errorf("acme %q: TLS-ALPN-01 challenge for %q, which is not one of its domains", m.name, hello.ServerName)
+	}
 	cert, err := m.magic.GetCertificate(hello)
 	if err != nil {
 		m.logger.Debug("no ACME certificate for handshake", "server_name", hello.ServerName, "err", err)
 		return nil, fmt.Errorf("acme %q: %w", m.name, err)
 	}
 	return cert, nil
+}
+
+// isChallenge reports whether hello is a TLS-ALPN-01 validation: it
+// offers acme-tls/1 and nothing else (RFC 8737, section 3).
+func isChallenge(hello *tls.ClientHelloInfo) bool {
+	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == ALPNProtocol
 }
 
 // HTTPHandler answers HTTP-01 challenges and passes every other request
@@ -315,6 +381,11 @@ func (m *Manager) leaf(d string) *x509.Certificate {
 		}
 	}
 	return best
+}
+
+// handledEvents are the certmagic events onEvent acts on.
+var handledEvents = map[string]bool{
+	"cert_obtaining": true, "cert_obtained": true, "cert_failed": true, "cached_managed_cert": true,
 }
 
 // onEvent turns certmagic's events into metrics, log lines and the

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -13,7 +15,33 @@ import (
 // newZapLogger is a zap logger that writes to logger: certmagic logs with
 // zap, drawbridge with slog. Only the levels logger enables are encoded.
 func newZapLogger(logger *slog.Logger) *zap.Logger {
-	return zap.New(&slogCore{logger: logger})
+	return zap.New(&slogCore{logger: logger, limit: &logLimit{last: map[string]time.Time{}}})
+}
+
+// noisyMessages are certmagic errors that any client can cause once per
+// TLS handshake (a TLS-ALPN-01 hello for one of our names when no
+// validation is under way): logged at warn at most once per
+// noisyInterval, at debug otherwise, so that they cannot flood the log.
+var noisyMessages = map[string]bool{"tls-alpn challenge": true}
+
+const noisyInterval = time.Minute
+
+// logLimit remembers when each noisy message was last logged at warn. It
+// is shared by a core and the cores its With makes.
+type logLimit struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// allow reports whether msg may be logged at warn now.
+func (l *logLimit) allow(msg string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if last, ok := l.last[msg]; ok && now.Sub(last) < noisyInterval {
+		return false
+	}
+	l.last[msg] = now
+	return true
 }
 
 // slogCore is a zapcore.Core that forwards entries, with their fields, to
@@ -21,6 +49,7 @@ func newZapLogger(logger *slog.Logger) *zap.Logger {
 type slogCore struct {
 	logger *slog.Logger
 	fields []zapcore.Field
+	limit  *logLimit
 }
 
 var _ zapcore.Core = (*slogCore)(nil)
@@ -42,7 +71,7 @@ func (c *slogCore) Enabled(l zapcore.Level) bool {
 }
 
 func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
-	return &slogCore{logger: c.logger, fields: append(c.fields[:len(c.fields):len(c.fields)], fields...)}
+	return &slogCore{logger: c.logger, limit: c.limit, fields: append(c.fields[:len(c.fields):len(c.fields)], fields...)}
 }
 
 func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
@@ -53,6 +82,16 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 }
 
 func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	level := slogLevel(e.Level)
+	if noisyMessages[e.Message] && level > slog.LevelWarn {
+		level = slog.LevelDebug
+		if c.limit.allow(e.Message, time.Now()) {
+			level = slog.LevelWarn
+		}
+	}
+	if !c.logger.Enabled(context.Background(), level) {
+		return nil
+	}
 	enc := zapcore.NewMapObjectEncoder()
 	for _, f := range c.fields {
 		f.AddTo(enc)
@@ -68,7 +107,7 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	for _, k := range slices.Sorted(maps.Keys(enc.Fields)) {
 		attrs = append(attrs, slog.Any(k, enc.Fields[k]))
 	}
-	c.logger.LogAttrs(context.Background(), slogLevel(e.Level), e.Message, attrs...)
+	c.logger.LogAttrs(context.Background(), level, e.Message, attrs...)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drawbridge-gw/drawbridge/internal/acme"
@@ -23,6 +24,9 @@ type acmeListener struct {
 	name    string
 	manager *acme.Manager
 	plain   *listener.PlainHTTP
+	// server is the HTTPS listener, set by startACME before plain serves:
+	// the redirect asks it which host names it has certificates for.
+	server *listener.Server
 }
 
 // newACMEListener builds lc's ACME manager and plain-HTTP listener, and
@@ -33,20 +37,27 @@ func (g *Gateway) newACMEListener(lc config.Listener, opts *listener.Options) (*
 	httpsPort := portOf(lc.Addr)
 	if a := lc.TLS.ACME; a != nil {
 		host, _, _ := net.SplitHostPort(lc.Addr)
+		httpHost, _, _ := net.SplitHostPort(lc.HTTPAddr)
 		name := lc.Name
+		disableALPN, why := tlsALPNOff(a.CA, httpsPort, lc.HTTPAddr != "")
+		switch {
+		case disableALPN && why != "":
+			g.logger.Info("ACME TLS-ALPN-01 challenge disabled: "+why+"; HTTP-01 on http_addr validates the names", "listener", name, "addr", lc.Addr)
+		case why != "":
+			g.logger.Warn("ACME: "+why, "listener", name, "addr", lc.Addr)
+		}
 		m, err := acme.New(acme.Options{
-			Name:       name,
-			Domains:    a.Domains,
-			Email:      a.Email,
-			CA:         a.CA,
-			CARootFile: a.CARoot,
-			Storage:    a.Storage,
-			ListenHost: host,
-			TLSPort:    httpsPort,
-			HTTPPort:   portOf(lc.HTTPAddr),
-			// A CA can only dial a fixed port: with port 0 (tests) only
-			// HTTP-01 on a fixed http_addr can work.
-			DisableTLSALPN: httpsPort == 0,
+			Name:           name,
+			Domains:        a.Domains,
+			Email:          a.Email,
+			CA:             a.CA,
+			CARootFile:     a.CARoot,
+			Storage:        a.Storage,
+			ListenHost:     host,
+			HTTPListenHost: httpHost,
+			TLSPort:        httpsPort,
+			HTTPPort:       portOf(lc.HTTPAddr),
+			DisableTLSALPN: disableALPN,
 			Logger:         g.logger,
 			OnCertificate: func(leaf *x509.Certificate) {
 				g.metrics.CertExpiry("acme", name+"/"+firstName(leaf), leaf)
@@ -63,13 +74,35 @@ func (g *Gateway) newACMEListener(lc config.Listener, opts *listener.Options) (*
 		opts.Managed = m
 	}
 	if lc.HTTPAddr != "" {
-		po := listener.PlainHTTPOptions{Name: lc.Name, Addr: lc.HTTPAddr, HTTPSPort: httpsPort, Logger: g.logger}
+		po := listener.PlainHTTPOptions{Name: lc.Name, Addr: lc.HTTPAddr, HTTPSPort: httpsPort, Logger: g.logger,
+			ServesName: func(host string) bool { return al.server != nil && al.server.ServesName(host) }}
 		if al.manager != nil {
 			po.Challenge = al.manager.HTTPHandler
 		}
 		al.plain = listener.NewPlainHTTP(po)
 	}
 	return al, nil
+}
+
+// tlsALPNOff decides whether a listener on httpsPort answers TLS-ALPN-01
+// challenges of the CA ca (empty: Let's Encrypt), and says why when the
+// answer is worth a log line. A CA can only dial a fixed port: with port
+// 0 (tests) only HTTP-01 can work. Let's Encrypt dials 443 only, so on
+// another port each TLS-ALPN-01 attempt would fail and count against its
+// rate limits, unless 443 is forwarded to the listener; with HTTP-01
+// available it is turned off, otherwise it stays on for the forwarded
+// case, with a warning.
+func tlsALPNOff(ca string, httpsPort int, hasHTTP bool) (off bool, why string) {
+	if httpsPort == 0 {
+		return true, ""
+	}
+	if (ca != "" && ca != acme.LetsEncrypt && ca != acme.LetsEncryptStaging) || httpsPort == 443 {
+		return false, ""
+	}
+	if hasHTTP {
+		return true, fmt.Sprintf("Let's Encrypt validates TLS-ALPN-01 on port 443 only, and this listener is on port %d", httpsPort)
+	}
+	return false, fmt.Sprintf("Let's Encrypt validates TLS-ALPN-01 on port 443 only, and this listener is on port %d with no http_addr for HTTP-01: certificates can be issued only if port 443 is forwarded here", httpsPort)
 }
 
 // portOf is the port of a validated host:port, or 0.
@@ -101,7 +134,11 @@ func (al *acmeListener) listen() error {
 // serve at once, missing ones are ordered in the background. Serve errors
 // go to errs.
 func (g *Gateway) startACME(errs chan<- error) {
-	for _, al := range g.acme {
+	for i, al := range g.acme {
+		// g.acme[i] belongs to g.listeners[i]: New appends them together.
+		if i < len(g.listeners) {
+			al.server = g.listeners[i]
+		}
 		if al.plain != nil {
 			go func() {
 				if err := al.plain.Serve(); err != nil {
@@ -164,18 +201,26 @@ type certificateStatus struct {
 	Error    string    `json:"error,omitempty"`
 }
 
-// certificates lists every partner listener's certificates: its file
-// certificate, if any, and one entry per ACME domain.
+// certificates lists every certificate the gateway serves: each HTTPS
+// listener's file certificate, if any, and one entry per ACME domain; each
+// terminate-mode tcp listener's certificate; the admin API's, when it is
+// served over TLS (listener "admin").
 func (g *Gateway) certificates() []certificateStatus {
 	out := []certificateStatus{}
-	// g.acme[i] belongs to g.listeners[i]: New appends them together.
-	for i, srv := range g.listeners {
-		if leaf := srv.Certs().Leaf(); leaf != nil {
+	fileCert := func(listener string, certs *listener.Certs) {
+		if certs == nil {
+			return
+		}
+		if leaf := certs.Leaf(); leaf != nil {
 			out = append(out, certificateStatus{
-				Listener: srv.Name(), Source: "file", Names: leaf.DNSNames, Issuer: leaf.Issuer.String(),
+				Listener: listener, Source: "file", Names: leaf.DNSNames, Issuer: leaf.Issuer.String(),
 				NotAfter: leaf.NotAfter.UTC(), Serial: leaf.SerialNumber.Text(16),
 			})
 		}
+	}
+	// g.acme[i] belongs to g.listeners[i]: New appends them together.
+	for i, srv := range g.listeners {
+		fileCert(srv.Name(), srv.Certs())
 		if i >= len(g.acme) || g.acme[i].manager == nil {
 			continue
 		}
@@ -186,6 +231,10 @@ func (g *Gateway) certificates() []certificateStatus {
 			})
 		}
 	}
+	for _, srv := range g.l4 {
+		fileCert(srv.Name(), srv.Certs()) // nil in passthrough mode
+	}
+	fileCert("admin", g.adminCerts)
 	return out
 }
 
@@ -222,12 +271,24 @@ func (checkOnlyManaged) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, 
 	return nil, errors.New("validation only")
 }
 
-// checkACME checks what of lc's tls.acme can be checked offline.
+// checkACME checks what of lc's tls.acme can be checked offline, without
+// writing anything.
 func checkACME(lc config.Listener) error {
-	if a := lc.TLS.ACME; a != nil && a.CARoot != "" {
+	a := lc.TLS.ACME
+	if a == nil {
+		return nil
+	}
+	var msgs []string
+	if a.CARoot != "" {
 		if _, err := acme.LoadRoots(a.CARoot); err != nil {
-			return fmt.Errorf("listener %q: tls.acme: %w", lc.Name, err)
+			msgs = append(msgs, err.Error())
 		}
+	}
+	if err := acme.CheckStorage(a.Storage); err != nil {
+		msgs = append(msgs, err.Error())
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("listener %q: tls.acme: %s", lc.Name, strings.Join(msgs, "; "))
 	}
 	return nil
 }

@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -14,9 +17,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/drawbridge-gw/drawbridge/internal/acme"
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/testutil/pebbletest"
 	"github.com/drawbridge-gw/drawbridge/internal/transport"
@@ -25,7 +30,9 @@ import (
 const acmeDomain = "api.example.com"
 
 // freeLoopbackPort is a port of 127.0.0.1 free at the time of the call:
-// pebble must know the gateway's ports before the gateway starts.
+// pebble must know the gateway's ports before the gateway starts. Another
+// process may take it before the gateway binds it: startOnFreePorts
+// retries then.
 func freeLoopbackPort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -36,6 +43,51 @@ func freeLoopbackPort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// startOnFreePorts starts a gateway whose config setup writes for two
+// ports picked with freeLoopbackPort (setup also starts what must know
+// them, such as pebble). A port taken by another process in between fails
+// gateway.New with EADDRINUSE: it tries again with new ports, up to 5
+// times.
+func startOnFreePorts(t *testing.T, setup func(httpsPort, httpPort int) string) (h *harness, httpsPort, httpPort int) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		httpsPort, httpPort = freeLoopbackPort(t), freeLoopbackPort(t)
+		if httpsPort == httpPort {
+			continue
+		}
+		h = newHarness(t, setup(httpsPort, httpPort))
+		err := h.tryStart()
+		if err == nil {
+			return h, httpsPort, httpPort
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			t.Fatalf("gateway.New (attempt %d): %v", attempt, err)
+		}
+		t.Logf("port taken before the gateway bound it, trying new ports: %v", err)
+	}
+}
+
+// tryStart is [harness.start] returning gateway.New's error.
+func (h *harness) tryStart() error {
+	t := h.t
+	t.Helper()
+	cfg, err := config.Load(h.cfg)
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	h.g, err = New(cfg, Options{Version: "test", Logger: slog.New(slog.NewTextHandler(h.logs, nil))})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() { h.done <- h.g.Run(ctx) }()
+	t.Cleanup(h.stop)
+	h.base = "https://" + h.g.ListenerAddrs()[0].String()
+	waitFor(t, "gateway ready", func() bool { return h.g.ready.Load() })
+	return nil
+}
+
 // TestACMEListener runs the whole path against a real ACME CA (pebble): a
 // mixed listener gets an ACME certificate for its public name (HTTP-01 on
 // its http_addr or TLS-ALPN-01, as the client picks) and keeps serving its file certificate to other names;
@@ -43,12 +95,13 @@ func freeLoopbackPort(t *testing.T) int {
 // admin API and metrics show both certificates; a restart serves the
 // stored certificate without ordering again.
 func TestACMEListener(t *testing.T) {
-	httpsPort, httpPort := freeLoopbackPort(t), freeLoopbackPort(t)
-	pebble := pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: httpsPort})
 	cert := backendCert(t)
 	srv := backend(t, cert, nil)
-	cfg := oneUpstream(srv.URL, fmt.Sprintf(`{server_name: backend.internal, pins: [%q]}`, transport.SPKIPin(cert.Cert)))
-	cfg = strings.Replace(cfg, `    addr: 127.0.0.1:0
+	var pebble *pebbletest.Server
+	h, httpsPort, httpPort := startOnFreePorts(t, func(httpsPort, httpPort int) string {
+		pebble = pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: httpsPort})
+		cfg := oneUpstream(srv.URL, fmt.Sprintf(`{server_name: backend.internal, pins: [%q]}`, transport.SPKIPin(cert.Cert)))
+		cfg = strings.Replace(cfg, `    addr: 127.0.0.1:0
     tls: {cert: "{{FRONT_CERT}}", key: "{{FRONT_KEY}}"}`, fmt.Sprintf(`    addr: 127.0.0.1:%d
     http_addr: 127.0.0.1:%d
     tls:
@@ -59,8 +112,8 @@ func TestACMEListener(t *testing.T) {
         email: ops@example.com
         ca: %s
         ca_root: %s`, httpsPort, httpPort, acmeDomain, pebble.DirectoryURL(), pebble.CAFile()), 1)
-	cfg += "store: {type: memory}\n"
-	h := startGateway(t, cfg)
+		return cfg + "store: {type: memory}\n"
+	})
 	roots := pebble.IssuerRoots()
 
 	// The ACME certificate: a partner trusting the CA verifies it.
@@ -163,17 +216,17 @@ func TestACMEListener(t *testing.T) {
 // handshakes with an alert, and says why in the log and the admin API.
 func TestACMEOnlyListenerWithoutCertificate(t *testing.T) {
 	const blocked = "blocked.example.com"
-	httpsPort := freeLoopbackPort(t)
-	pebble := pebbletest.Start(t, pebbletest.Options{TLSPort: httpsPort, Blocklist: []string{blocked}})
 	cert := backendCert(t)
 	srv := backend(t, cert, nil)
-	cfg := oneUpstream(srv.URL, fmt.Sprintf(`{server_name: backend.internal, pins: [%q]}`, transport.SPKIPin(cert.Cert)))
-	cfg = strings.Replace(cfg, `    addr: 127.0.0.1:0
+	h, httpsPort, _ := startOnFreePorts(t, func(httpsPort, _ int) string {
+		pebble := pebbletest.Start(t, pebbletest.Options{TLSPort: httpsPort, Blocklist: []string{blocked}})
+		cfg := oneUpstream(srv.URL, fmt.Sprintf(`{server_name: backend.internal, pins: [%q]}`, transport.SPKIPin(cert.Cert)))
+		cfg = strings.Replace(cfg, `    addr: 127.0.0.1:0
     tls: {cert: "{{FRONT_CERT}}", key: "{{FRONT_KEY}}"}`, fmt.Sprintf(`    addr: 127.0.0.1:%d
     tls:
       acme: {domains: [%s], ca: %s, ca_root: %s, storage: "{{DIR}}/acme"}`, httpsPort, blocked, pebble.DirectoryURL(), pebble.CAFile()), 1)
-	cfg += "store: {type: memory}\n"
-	h := startGateway(t, cfg)
+		return cfg + "store: {type: memory}\n"
+	})
 	waitFor(t, "the CA's refusal in the log", func() bool { return strings.Contains(h.logs.String(), "rejectedIdentifier") })
 	if !strings.Contains(h.logs.String(), "no ACME certificate yet") {
 		t.Errorf("log lacks the no-certificate warning:\n%s", h.logs)
@@ -200,23 +253,29 @@ func TestACMEOnlyListenerWithoutCertificate(t *testing.T) {
 func TestCheckACME(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		desc   string
-		caRoot string // file contents; "" for none
-		want   string // "" for a valid config
+		desc    string
+		caRoot  string // file contents; "" for none
+		storage string // under the config's folder; "" for acme
+		want    string // "" for a valid config
 	}{
 		{desc: "acme only, Let's Encrypt", want: ""},
 		{desc: "private CA root", caRoot: string(backendCert(t).CertPEM), want: ""},
 		{desc: "ca_root without a certificate", caRoot: "not PEM\n", want: `drawbridge.yaml:5: listener "public": tls.acme: ca_root`},
+		{desc: "storage under a file", storage: "upstream.pem/acme", want: `drawbridge.yaml:5: listener "public": tls.acme: storage`},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			acmeYAML := "{domains: [api.example.com], storage: \"{{DIR}}/acme\"}"
+			storage := "acme"
+			if tc.storage != "" {
+				storage = tc.storage
+			}
+			acmeYAML := "{domains: [api.example.com], storage: \"{{DIR}}/" + storage + "\"}"
 			h := newHarness(t, "")
 			if tc.caRoot != "" {
 				if err := os.WriteFile(filepath.Join(h.dir, "root.pem"), []byte(tc.caRoot), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				acmeYAML = "{domains: [api.example.com], storage: \"{{DIR}}/acme\", ca_root: root.pem}"
+				acmeYAML = "{domains: [api.example.com], storage: \"{{DIR}}/" + storage + "\", ca_root: root.pem}"
 			}
 			h.rewrite(strings.NewReplacer("{{DIR}}", h.dir).Replace(fmt.Sprintf(`listeners:
   - name: public
@@ -276,5 +335,106 @@ func TestACMEChangesNeedRestart(t *testing.T) {
 		if got := listenerChanges(base, tc.l); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: listenerChanges: got %v, want %v", tc.desc, got, tc.want)
 		}
+	}
+}
+
+// TestTLSALPNOff: TLS-ALPN-01 is off where the CA cannot reach it, and a
+// listener that Let's Encrypt can validate only through a forwarded 443
+// keeps it, with a warning.
+func TestTLSALPNOff(t *testing.T) {
+	t.Parallel()
+	const private = "https://ca.internal/directory"
+	for _, tc := range []struct {
+		desc    string
+		ca      string
+		port    int
+		hasHTTP bool
+		wantOff bool
+		wantWhy string // substring; "" for no log line
+	}{
+		{"port 0 (tests)", private, 0, true, true, ""},
+		{"Let's Encrypt on 443", "", 443, true, false, ""},
+		{"Let's Encrypt named, on 443", acme.LetsEncrypt, 443, false, false, ""},
+		{"Let's Encrypt on 8443 with HTTP-01", "", 8443, true, true, "port 443 only, and this listener is on port 8443"},
+		{"Let's Encrypt named, on 8443 with HTTP-01", acme.LetsEncrypt, 8443, true, true, "port 8443"},
+		{"Let's Encrypt on 8443 without HTTP-01", "", 8443, false, false, "only if port 443 is forwarded here"},
+		{"Let's Encrypt staging on 8443 with HTTP-01", acme.LetsEncryptStaging, 8443, true, true, "port 8443"},
+		{"private CA on 8443", private, 8443, true, false, ""},
+	} {
+		off, why := tlsALPNOff(tc.ca, tc.port, tc.hasHTTP)
+		if off != tc.wantOff || (tc.wantWhy == "") != (why == "") || !strings.Contains(why, tc.wantWhy) {
+			t.Errorf("%s: tlsALPNOff = %v, %q; want %v, %q", tc.desc, off, why, tc.wantOff, tc.wantWhy)
+		}
+	}
+}
+
+// TestCertificatesListsEveryListener: GET /v1/certificates has the HTTPS
+// listener's, the terminate tcp listener's and the admin API's
+// certificates, and nothing for a passthrough listener (it has none).
+func TestCertificatesListsEveryListener(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, `
+listeners:
+  - name: public
+    addr: 127.0.0.1:0
+    tls: {cert: "{{FRONT_CERT}}", key: "{{FRONT_KEY}}"}
+  - name: nlb-tls
+    type: tcp
+    addr: 127.0.0.1:0
+    tls: {mode: terminate, cert: "{{FRONT_CERT}}", key: "{{FRONT_KEY}}"}
+    sni: {"*": term}
+  - name: nlb-pass
+    type: tcp
+    addr: 127.0.0.1:0
+    tls: {mode: passthrough}
+    sni: {"*": pass}
+admin: {addr: 127.0.0.1:0, tls: {cert: "{{FRONT_CERT}}", key: "{{FRONT_KEY}}"}}
+store: {type: memory}
+log: {access: "off"}
+upstreams:
+  pass: {targets: ["tcp://127.0.0.1:9"]}
+  term: {targets: ["tls://127.0.0.1:9"], tls: {ca: "{{FRONT_CERT}}"}}
+  onprem: {targets: ["https://127.0.0.1:9"], tls: {ca: "{{FRONT_CERT}}"}}
+routes:
+  - {path: "/{proxy+}", upstream: onprem}
+`)
+	h.start()
+	got := map[string]string{}
+	for _, c := range h.g.certificates() {
+		if c.NotAfter.IsZero() || c.Serial == "" {
+			t.Errorf("entry %+v lacks expiry or serial", c)
+		}
+		got[c.Listener] = c.Source
+	}
+	want := map[string]string{"public": "file", "nlb-tls": "file", "admin": "file"}
+	if !maps.Equal(got, want) {
+		t.Errorf("certificates(): listeners %v, want %v", got, want)
+	}
+}
+
+// TestStartOnFreePortsRetries: a port another process takes between
+// freeLoopbackPort and the gateway's bind costs one more attempt, not the
+// test.
+func TestStartOnFreePortsRetries(t *testing.T) {
+	t.Parallel()
+	attempts := 0
+	h, httpsPort, _ := startOnFreePorts(t, func(httpsPort, httpPort int) string {
+		attempts++
+		if attempts == 1 {
+			// The other process.
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(httpsPort))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+		}
+		return strings.Replace(oneUpstream("https://127.0.0.1:9", `{ca: "{{FRONT_CERT}}"}`), "addr: 127.0.0.1:0",
+			fmt.Sprintf("addr: 127.0.0.1:%d\n    http_addr: 127.0.0.1:%d", httpsPort, httpPort), 1)
+	})
+	if attempts != 2 {
+		t.Errorf("setup ran %d times, want 2 (one retry)", attempts)
+	}
+	if got := h.g.ListenerAddrs()[0].String(); got != "127.0.0.1:"+strconv.Itoa(httpsPort) {
+		t.Errorf("listener on %s, want port %d", got, httpsPort)
 	}
 }

@@ -8,8 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 )
 
 // PlainHTTPOptions configures a [PlainHTTP] listener.
@@ -23,6 +27,12 @@ type PlainHTTPOptions struct {
 	// Challenge, if set, wraps the redirect so that ACME HTTP-01
 	// validations are answered (see acme.Manager.HTTPHandler).
 	Challenge func(next http.Handler) http.Handler
+	// ServesName reports whether the HTTPS listener has a certificate for
+	// host (a lower-case name or an IP address, without port or
+	// brackets), such as [Server.ServesName]. Only those hosts are
+	// redirected; others get 404, so the listener is no open redirector
+	// for names pointed at it. Nil redirects every well-formed host.
+	ServesName func(host string) bool
 	// Logger receives the listener's logs. Nil means [slog.Default].
 	Logger *slog.Logger
 }
@@ -47,7 +57,7 @@ func NewPlainHTTP(o PlainHTTPOptions) *PlainHTTP {
 		logger = slog.Default()
 	}
 	logger = logger.With("listener", o.Name, "plain_http", true)
-	var h http.Handler = redirectToHTTPS(o.HTTPSPort)
+	var h http.Handler = redirectToHTTPS(o.HTTPSPort, o.ServesName)
 	if o.Challenge != nil {
 		h = o.Challenge(h)
 	}
@@ -55,32 +65,94 @@ func NewPlainHTTP(o PlainHTTPOptions) *PlainHTTP {
 		name: o.Name,
 		addr: o.Addr,
 		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: DefaultReadHeaderTimeout,
+			Handler: h,
+			// Nothing here needs a body or a slow exchange: a challenge
+			// is one small GET, a redirect one short answer. Bounding the
+			// whole read and write keeps a trickling client from pinning
+			// a goroutine and a socket.
+			ReadHeaderTimeout: plainHTTPTimeout,
+			ReadTimeout:       plainHTTPTimeout,
+			WriteTimeout:      plainHTTPTimeout,
 			IdleTimeout:       DefaultIdleTimeout,
-			ErrorLog:          log.New(errorLogWriter{logger}, "", 0),
+			MaxHeaderBytes:    plainHTTPMaxHeaderBytes,
+			// "OPTIONS *" reaches the redirect, which refuses it, rather
+			// than net/http's 200 for a server that has no methods here.
+			DisableGeneralOptionsHandler: true,
+			ErrorLog:                     log.New(errorLogWriter{logger}, "", 0),
 		},
 	}
 }
 
-// redirectToHTTPS answers 308 with the request's URL made https.
-func redirectToHTTPS(httpsPort int) http.Handler {
+// plainHTTPTimeout bounds reading a whole request, and writing its
+// answer, on the plain-HTTP listener.
+const plainHTTPTimeout = 10 * time.Second
+
+// plainHTTPMaxHeaderBytes is ample for a browser's or a CA's request
+// headers, far below net/http's 1 MB default.
+const plainHTTPMaxHeaderBytes = 16 << 10
+
+// redirectToHTTPS answers 308 with the request's URL made https, for a
+// request in origin form (a path) to a host the listener serves.
+func redirectToHTTPS(httpsPort int, serves func(string) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
+		if r.ContentLength != 0 {
+			// The body is the client's to send again to the HTTPS URL
+			// (308 keeps it); closing after the answer keeps net/http
+			// from reading and discarding it first.
+			w.Header().Set("Connection", "close")
 		}
-		if host == "" {
-			http.Error(w, "Bad Request: no Host header", http.StatusBadRequest)
+		// Only a path is copied into the Location: an opaque or absolute
+		// target ("x:.evil.example/p", "http:@evil.example/") or "*"
+		// would otherwise be glued after the host and change it.
+		if r.URL.Opaque != "" || r.URL.Scheme != "" || r.URL.Host != "" || !strings.HasPrefix(r.URL.Path, "/") {
+			http.Error(w, "Bad Request: the request target must be a path", http.StatusBadRequest)
+			return
+		}
+		host, ok := requestHost(r.Host)
+		if !ok {
+			http.Error(w, "Bad Request: missing or malformed Host header", http.StatusBadRequest)
+			return
+		}
+		if serves != nil && !serves(host) {
+			http.NotFound(w, r)
 			return
 		}
 		if httpsPort != 0 && httpsPort != 443 {
 			host = net.JoinHostPort(host, strconv.Itoa(httpsPort))
-		} else if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-			host = "[" + host + "]"
+		} else if strings.Contains(host, ":") {
+			host = "[" + host + "]" // IPv6 literal
 		}
-		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+		u := url.URL{Scheme: "https", Host: host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+		http.Redirect(w, r, u.String(), http.StatusPermanentRedirect)
 	})
+}
+
+// requestHost is the host of a Host header without port, brackets or a
+// trailing dot, lower-cased; ok is false unless it is an IP address or a
+// DNS name.
+func requestHost(hostport string) (host string, ok bool) {
+	host = hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return "", false
+		}
+		return ip.String(), true
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "" || len(host) > 253 {
+		return "", false
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return "", false
+		}
+	}
+	return host, true
 }
 
 // Listen binds the address.

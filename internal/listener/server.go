@@ -81,9 +81,12 @@ type Server struct {
 	logger  *slog.Logger
 	certs   *Certs
 	managed ManagedCerts
-	handler swapHandler
-	srv     *http.Server
-	lc      net.ListenConfig
+	// noCertWarn limits the warnings of handshakes refused for a managed
+	// name without a certificate (see noManagedCert).
+	noCertWarn rateLimit
+	handler    swapHandler
+	srv        *http.Server
+	lc         net.ListenConfig
 
 	// tlsBase is what each handshake's config is cloned from when client
 	// certificates are requested (see configForClient).
@@ -139,6 +142,7 @@ func New(o Options, h http.Handler) (*Server, error) {
 		logger:     logger,
 		certs:      certs,
 		managed:    o.Managed,
+		noCertWarn: rateLimit{interval: noCertWarnInterval},
 		clientAuth: clientAuth,
 		lc: net.ListenConfig{
 			KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: DefaultKeepAlive},
@@ -185,8 +189,12 @@ func New(o Options, h http.Handler) (*Server, error) {
 // resumed session's chains against this config's ClientCAs, and calls
 // VerifyConnection on resumed connections too.
 func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-	if isACMEChallenge(hello) {
-		// The CA's validator has no client certificate to give.
+	if s.managed != nil && isACMEChallenge(hello) && s.managed.Manages(hello.ServerName) {
+		// The CA's validator has no client certificate to give. The
+		// connection can only get the challenge certificate, and
+		// net/http closes it after the handshake since it negotiated a
+		// protocol other than HTTP (TestACMEConnectionNeverReachesHandler).
+		// Other names, and listeners without ACME, get no exemption.
 		return s.tlsBase, nil
 	}
 	cas := s.certs.clientCAs.Load()
@@ -344,6 +352,17 @@ func (w errorLogWriter) Write(p []byte) (int, error) {
 	}
 	w.logger.Log(context.Background(), level, msg)
 	return len(p), nil
+}
+
+// ServesName reports whether the listener has a certificate for host (a
+// name or an IP address, without port): a name its managed source manages,
+// or one its current file certificate covers, wildcards included.
+func (s *Server) ServesName(host string) bool {
+	if s.managed != nil && s.managed.Manages(host) {
+		return true
+	}
+	leaf := s.certs.Leaf()
+	return leaf != nil && leaf.VerifyHostname(host) == nil
 }
 
 // Name is the listener's name from its config.

@@ -37,6 +37,14 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		if t == nil {
 			break
 		}
+		if len(tried) > 0 && req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
+			// The transport closed the body after the failed attempt.
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, lastErr
+			}
+			req.Body = body
+		}
 		tried = append(tried, t)
 		req.URL.Scheme, req.URL.Host = t.URL().Scheme, t.URL().Host
 		rec.Target = t.String()

@@ -28,17 +28,19 @@ func TestRoundRobinStartsAtFirstTarget(t *testing.T) {
 }
 
 // TestRetryOnConnectFailure sends one request to a fresh pool whose first
-// target refuses connections. Idempotent requests without a body go on to
-// the live target; anything else gets the 502. Either way the dead
+// target refuses connections. Idempotent requests without a body, or with
+// a small one of known length, go on to the live target; anything else
+// gets the 502. Either way the dead
 // target's failure is reported (max_fails 1 ejects it at once).
 func TestRetryOnConnectFailure(t *testing.T) {
 	t.Parallel()
 	cert := newCert(t)
 	tests := []struct {
-		desc   string
-		method string
-		body   string
-		retry  bool
+		desc    string
+		method  string
+		body    string
+		chunked bool // no Content-Length
+		retry   bool
 	}{
 		{desc: "GET", method: "GET", retry: true},
 		{desc: "HEAD", method: "HEAD", retry: true},
@@ -48,10 +50,12 @@ func TestRetryOnConnectFailure(t *testing.T) {
 		{desc: "POST with body", method: "POST", body: `{"order":1}`},
 		{desc: "POST without body", method: "POST"},
 		{desc: "PATCH with body", method: "PATCH", body: `{"x":1}`},
-		// The partner's body cannot be replayed: the transport closes it
-		// when the dial fails.
-		{desc: "PUT with body", method: "PUT", body: `{"x":1}`},
-		{desc: "DELETE with body", method: "DELETE", body: `{"x":1}`},
+		// A small body of known length is kept as it is sent, so it can be
+		// sent again; a large one, or one of unknown length, is not.
+		{desc: "PUT with body", method: "PUT", body: `{"x":1}`, retry: true},
+		{desc: "DELETE with body", method: "DELETE", body: `{"x":1}`, retry: true},
+		{desc: "PUT with a body over 64 KiB", method: "PUT", body: strings.Repeat("x", 65<<10)},
+		{desc: "PUT with a chunked body", method: "PUT", body: `{"x":1}`, chunked: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -66,6 +70,9 @@ func TestRetryOnConnectFailure(t *testing.T) {
 			var body io.Reader
 			if tc.body != "" {
 				body = strings.NewReader(tc.body)
+			}
+			if tc.chunked {
+				body = io.MultiReader(body) // a reader of unknown length
 			}
 			req, err := http.NewRequest(tc.method, e.front.URL+"/orders/1", body)
 			if err != nil {

@@ -51,13 +51,7 @@ func newBackend(t *testing.T, cert *certs.Cert, h2 bool, h http.HandlerFunc) *ba
 // deadTarget returns an https URL on loopback where nothing listens.
 func deadTarget(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "https://" + addr
+	return "https://" + testutil.FreeAddr(t)
 }
 
 // silentTarget returns an https URL on loopback that accepts TCP

@@ -125,6 +125,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		out.URL.Path, out.URL.RawPath = h.opts.UpstreamPath.Expand(pr.In)
 	}
 	out.Host = h.opts.HostHeader
+	makeReplayable(out)
 
 	// ReverseProxy removed the partner's X-Forwarded-For, -Host and -Proto
 	// and Forwarded before Rewrite. API Gateway appends the caller to an

@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/drawbridge-gw/drawbridge/internal/observe"
@@ -32,12 +35,16 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	var triedBuf [maxAttempts]*upstream.Target
 	tried := triedBuf[:0]
 	var lastErr error
+	var again *upstream.Target // resend on this target, over a new connection
 	for len(tried) < maxAttempts {
-		t := b.pool.Select(tried)
+		t := again
+		if t == nil {
+			t = b.pool.Select(tried)
+		}
 		if t == nil {
 			break
 		}
-		if len(tried) > 0 && req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
+		if lastErr != nil && req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
 			// The transport closed the body after the failed attempt.
 			body, err := req.GetBody()
 			if err != nil {
@@ -45,7 +52,10 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			req.Body = body
 		}
-		tried = append(tried, t)
+		if again == nil {
+			tried = append(tried, t)
+		}
+		again = nil
 		req.URL.Scheme, req.URL.Host = t.URL().Scheme, t.URL().Host
 		rec.Target = t.String()
 
@@ -65,10 +75,23 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		t.Release()
-		lastErr = err
 		if !isConnectFailure(err) {
+			// A backend that closes a kept-alive connection as a request
+			// is written to it (an nginx reload closes its idle ones)
+			// fails the write. A safe request is sent once more, on a new
+			// connection to the same target; anything else may have been
+			// acted on and is the partner's to retry.
+			if lastErr == nil && closedUnderWrite(err) && safeToResend(req) && req.Context().Err() == nil {
+				lastErr, again = err, t
+				// Its other idle connections were likely closed with it.
+				if ci, ok := b.next.(interface{ CloseIdleConnections() }); ok {
+					ci.CloseIdleConnections()
+				}
+				continue
+			}
 			return nil, err
 		}
+		lastErr = err
 		t.ReportFailure()
 		if b.metrics != nil {
 			b.metrics.Error(connectReason(err))
@@ -81,6 +104,25 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errNoTarget
 	}
 	return nil, lastErr
+}
+
+// closedUnderWrite reports whether err is the backend's end of the
+// connection going away while the request was being written: a broken
+// pipe or a reset.
+func closedUnderWrite(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "write" &&
+		(errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
+}
+
+// safeToResend reports whether req is safe (RFC 9110, section 9.2.1: GET,
+// HEAD, OPTIONS) and its body, if any, can be sent again.
+func safeToResend(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	}
+	return false
 }
 
 // retryable reports whether req may be sent again after a connect failure.

@@ -3,8 +3,13 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,5 +51,56 @@ func TestReleaseOnCloseAfterDeadline(t *testing.T) {
 				t.Errorf("InFlight() after Close: got %d, want 0", n)
 			}
 		})
+	}
+}
+
+// TestClosedUnderWrite: only a write that found the connection gone
+// (broken pipe, reset) counts; reads, timeouts and other errors do not.
+func TestClosedUnderWrite(t *testing.T) {
+	wrap := func(op string, err error) error {
+		return fmt.Errorf("upstream: %w", &net.OpError{Op: op, Net: "tcp", Err: os.NewSyscallError(op, err)})
+	}
+	tests := []struct {
+		desc string
+		err  error
+		want bool
+	}{
+		{"write: broken pipe", wrap("write", syscall.EPIPE), true},
+		{"write: connection reset", wrap("write", syscall.ECONNRESET), true},
+		{"read: connection reset", wrap("read", syscall.ECONNRESET), false},
+		{"write: timeout", wrap("write", os.ErrDeadlineExceeded), false},
+		{"EOF", io.EOF, false},
+		{"context canceled", context.Canceled, false},
+	}
+	for _, tt := range tests {
+		if got := closedUnderWrite(tt.err); got != tt.want {
+			t.Errorf("closedUnderWrite(%s) = %v, want %v", tt.desc, got, tt.want)
+		}
+	}
+}
+
+func TestSafeToResend(t *testing.T) {
+	body := io.NopCloser(strings.NewReader("x"))
+	getBody := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("x")), nil }
+	tests := []struct {
+		method  string
+		body    io.ReadCloser
+		getBody func() (io.ReadCloser, error)
+		want    bool
+	}{
+		{"GET", nil, nil, true},
+		{"HEAD", http.NoBody, nil, true},
+		{"OPTIONS", nil, nil, true},
+		{"GET", body, getBody, true},
+		{"GET", body, nil, false},
+		{"PUT", nil, nil, false},
+		{"DELETE", nil, nil, false},
+		{"POST", body, getBody, false},
+	}
+	for _, tt := range tests {
+		req := &http.Request{Method: tt.method, Body: tt.body, GetBody: tt.getBody}
+		if got := safeToResend(req); got != tt.want {
+			t.Errorf("safeToResend(%s, body %v, GetBody %v) = %v, want %v", tt.method, tt.body != nil, tt.getBody != nil, got, tt.want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -400,5 +401,144 @@ func TestReplicasShareStorage(t *testing.T) {
 	})
 	if orders := first.Orders() + second.Orders(); orders != 1 {
 		t.Errorf("orders by both replicas: got %d, want 1", orders)
+	}
+}
+
+// relay forwards TCP connections to target while it is up; while down it
+// refuses to relay, as a CA that is unreachable does. Unlike stopping
+// pebble, this keeps the CA's state (accounts) as a real outage does.
+type relay struct {
+	ln     net.Listener
+	target string
+	up     atomic.Bool
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool // relayed now, both sides
+}
+
+// setUp brings the relay up or down; down also cuts the connections it
+// relays, as the ACME client keeps one alive.
+func (r *relay) setUp(up bool) {
+	r.up.Store(up)
+	if up {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.conns {
+		c.Close()
+	}
+}
+
+func (r *relay) track(c net.Conn, add bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if add {
+		r.conns[c] = true
+	} else {
+		delete(r.conns, c)
+	}
+}
+
+func startRelay(t *testing.T, target string) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	r.up.Store(true)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if !r.up.Load() {
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.DialTimeout("tcp", target, 5*time.Second)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				r.track(c, true)
+				r.track(u, true)
+				defer r.track(c, false)
+				defer r.track(u, false)
+				go func() {
+					io.Copy(u, c)
+					u.Close()
+				}()
+				io.Copy(c, u)
+			}()
+		}
+	}()
+	return r
+}
+
+// TestRenewalRetriedAfterCAOutage: the CA is unreachable when a renewal
+// falls due; the failure is logged with its cause, the current
+// certificate keeps serving, and certmagic's backoff retries until the CA
+// is back and a renewed certificate is served. It waits for certmagic's
+// first retry interval (a minute), so it runs in parallel with the others.
+func TestRenewalRetriedAfterCAOutage(t *testing.T) {
+	t.Parallel()
+	r := newRigOptions(t, pebbletest.Options{CertValidity: 60 * time.Second})
+	dir := r.pebble.DirectoryURL()
+	pebbleAddr := strings.TrimSuffix(strings.TrimPrefix(dir, "https://"), "/dir")
+	ca := startRelay(t, pebbleAddr)
+	var failed, renewed atomic.Int64
+	r.startOptions([]string{domain}, false, true, func(o *acme.Options) {
+		// Pebble builds its URLs from the Host it is asked by, so every
+		// ACME request goes through the relay.
+		o.CA = "https://" + ca.ln.Addr().String() + "/dir"
+		o.RenewCheckInterval = 250 * time.Millisecond
+		o.OnResult = func(renewal bool, err error) {
+			switch {
+			case renewal && err != nil:
+				failed.Add(1)
+			case renewal:
+				renewed.Add(1)
+			}
+		}
+	})
+	roots := r.pebble.IssuerRoots()
+	first := r.waitServed(domain, roots)
+	ca.setUp(false)
+
+	// Renewal is due a third of the lifetime before expiry: ~40 s in.
+	deadline := time.Now().Add(90 * time.Second)
+	for failed.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed renewal with the CA unreachable within 90s\nlogs:\n%s", r.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if log := r.logs.String(); !strings.Contains(log, "renewing ACME certificate failed") {
+		t.Errorf("logs do not report the failed renewal with its cause:\n%s", log)
+	}
+	if got, err := r.handshake(domain, roots); err != nil || !got.Equal(first) {
+		t.Errorf("after the failed renewal: handshake got %v, %v; want the current certificate", got, err)
+	}
+
+	ca.setUp(true)
+	deadline = time.Now().Add(150 * time.Second)
+	for {
+		got, err := r.handshake(domain, roots)
+		if err == nil && !got.Equal(first) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewed certificate within 150s of the CA coming back (failed attempts %d)\nlogs:\n%s", failed.Load(), r.logs)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if renewed.Load() == 0 {
+		t.Errorf("OnResult saw no successful renewal")
 	}
 }

@@ -108,8 +108,12 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // closedUnderWrite reports whether err is the backend's end of the
 // connection going away while the request was being written: a broken
-// pipe or a reset.
+// pipe or a reset, or the transport having closed the connection on
+// reading the backend's close while the write was under way.
 func closedUnderWrite(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return true
+	}
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "write" &&
 		(errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))

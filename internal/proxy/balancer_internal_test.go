@@ -55,7 +55,8 @@ func TestReleaseOnCloseAfterDeadline(t *testing.T) {
 }
 
 // TestClosedUnderWrite: only a write that found the connection gone
-// (broken pipe, reset) counts; reads, timeouts and other errors do not.
+// (broken pipe, reset, closed under it) counts; reads, timeouts and other
+// errors do not.
 func TestClosedUnderWrite(t *testing.T) {
 	wrap := func(op string, err error) error {
 		return fmt.Errorf("upstream: %w", &net.OpError{Op: op, Net: "tcp", Err: os.NewSyscallError(op, err)})
@@ -69,6 +70,7 @@ func TestClosedUnderWrite(t *testing.T) {
 		{"write: connection reset", wrap("write", syscall.ECONNRESET), true},
 		{"read: connection reset", wrap("read", syscall.ECONNRESET), false},
 		{"write: timeout", wrap("write", os.ErrDeadlineExceeded), false},
+		{"use of closed network connection", fmt.Errorf("upstream: %w", net.ErrClosed), true},
 		{"EOF", io.EOF, false},
 		{"context canceled", context.Canceled, false},
 	}

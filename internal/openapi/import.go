@@ -108,6 +108,9 @@ type importer struct {
 	validators map[string]validator
 	// policy is x-amazon-apigateway-policy; nil when there is none.
 	policy []parsedStatement
+	// policyStage is the stage the policy is evaluated for: Options.Stage,
+	// or the one stage the policy names; "" for any.
+	policyStage string
 }
 
 // loc is where a problem is: a method of a path, with a line if known.
@@ -274,6 +277,10 @@ func (im *importer) docExtensions(top loc) {
 			im.policy = sts
 			if im.policy == nil {
 				im.policy = []parsedStatement{} // a policy allowing nothing
+			}
+			if im.policyStage, err = policyStage(sts, im.opts.Stage); err != nil {
+				im.fail(top, "%s: %v", extPolicy, err)
+				im.policy = nil
 			}
 		}
 	}
@@ -484,7 +491,7 @@ func (im *importer) operation(l loc, item *openapi3.PathItem, op *openapi3.Opera
 	}
 	r.Validate = v
 	if im.policy != nil {
-		ip, err := routeIPRules(im.policy, im.opts.Stage, r.Method, r.Path)
+		ip, err := routeIPRules(im.policy, im.policyStage, r.Method, r.Path)
 		if err != nil {
 			im.fail(l, "%s: %v", extPolicy, err)
 			return r, false

@@ -401,25 +401,82 @@ func TestRouteIPRules(t *testing.T) {
 	}
 }
 
-func TestGlobMatch(t *testing.T) {
+// TestPolicyResourceMatching: a resource glob against a route template,
+// which stands for every request the route serves.
+func TestPolicyResourceMatching(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		pattern, s string
-		want       bool
+		resource, stage, method, path string
+		could, always                 bool
 	}{
-		{"*", "prod/GET/a/b", true},
-		{"prod/GET/pets/*", "prod/GET/pets/{id}", true},
-		{"prod/GET/pets/*", "prod/GET/pets", false},
-		{"*/GET/*", "prod/GET/x", true},
-		{"*/GET/*", "prod/POST/x", false},
-		{"prod/*/a", "prod/DELETE/a", true},
-		{"a*b*c", "axxbyyc", true},
-		{"a*b*c", "axxbyy", false},
+		{"execute-api:/*", "prod", "GET", "/a/b", true, true},
+		{"execute-api:/prod/GET/pets/*", "prod", "GET", "/pets/{id}", true, true},
+		{"execute-api:/prod/GET/pets/*", "prod", "GET", "/pets", false, false},
+		{"execute-api:/*/GET/*", "prod", "POST", "/x", false, false},
+		{"execute-api:/*/GET/orders/42", "prod", "GET", "/orders/{id}", true, false},
+		{"execute-api:/*/GET/orders/4?", "prod", "GET", "/orders/{id}", true, false},
+		{"execute-api:/*/GET/orders/42/items", "prod", "GET", "/orders/{id}", false, false},
+		{"execute-api:/*/GET/orders/*", "prod", "GET", "/orders/{id}/items", true, true},
+		{"execute-api:/*/*/admin/*", "prod", "GET", "/{proxy+}", true, false},
+		{"execute-api:/*/*/admin/*", "prod", "GET", "/public/{proxy+}", true, false},
+		{"execute-api:/*/*/admin/*", "prod", "GET", "/public/{id}", false, false},
+		{"execute-api:/test/*", "prod", "GET", "/{proxy+}", false, false},
+		{"execute-api:/test/*", "", "GET", "/{proxy+}", true, false},
+		{"arn:aws:execute-api:*", "prod", "GET", "/secret", true, true},
+		{"arn:aws:execute-api:*:*:*/prod/GET/*", "prod", "GET", "/secret", true, true},
+		{"arn:aws:execute-api:eu-west-1:123:abc/prod/GET/*", "prod", "GET", "/secret", true, true},
+		{"arn:aws:execute-api:eu-west-1:123:abc/test/GET/*", "prod", "GET", "/secret", false, false},
+		{"*", "prod", "DELETE", "/{proxy+}", true, true},
+		{"arn:aws:s3:::bucket/*", "prod", "GET", "/secret", false, false},
 	}
 	for _, tc := range tests {
-		if got := globMatch(tc.pattern, tc.s); got != tc.want {
-			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
+		r := parseResource(tc.resource)
+		toks := subject(r, tc.stage, tc.method, tc.path)
+		if got := couldMatch(r.glob, toks); got != tc.could {
+			t.Errorf("couldMatch(%q, stage %q, %s %s) = %v, want %v", tc.resource, tc.stage, tc.method, tc.path, got, tc.could)
 		}
+		if got := alwaysMatches(r.glob, toks); got != tc.always {
+			t.Errorf("alwaysMatches(%q, stage %q, %s %s) = %v, want %v", tc.resource, tc.stage, tc.method, tc.path, got, tc.always)
+		}
+	}
+}
+
+// TestPolicyFixtures: the resource policies that once lost their Deny
+// statements, and a policy naming several stages imported with none.
+func TestPolicyFixtures(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		file, stage string
+		want        string // route → ip rules, or the error
+	}{
+		{"policy-proxy-deny.yaml", "prod", `{"ANY /{proxy+}":{"Allow":["10.0.0.0/8"],"Deny":null},"GET /status":null}`},
+		// /{proxy+} could serve GET /orders/42 too: the Deny takes it whole.
+		{"policy-param-deny.yaml", "prod", `{"ANY /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]},"GET /orders":null,"GET /orders/{id}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]}}`},
+		{"policy-short-arn.yaml", "prod", `{"GET /secret":{"Allow":null,"Deny":["192.0.2.0/24"]}}`},
+		{"policy-not-resource.yaml", "prod", `unknown field "NotResource"`},
+		{"policy-stages.yaml", "", "names stages prod, test; give the stage being imported"},
+		{"policy-stages.yaml", "prod", `{"GET /orders":{"Allow":["10.0.0.0/8"],"Deny":null}}`},
+		{"policy-stages.yaml", "test", `{"GET /orders":null}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file+"/"+tc.stage, func(t *testing.T) {
+			t.Parallel()
+			api, err := Import("testdata/"+tc.file, Options{Stage: tc.stage})
+			var got string
+			if err != nil {
+				got = err.Error()
+			} else {
+				rules := map[string]*IPRules{}
+				for _, r := range api.Routes {
+					rules[r.Method+" "+r.Path] = r.IP
+				}
+				b, _ := json.Marshal(rules)
+				got = string(b)
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("Import(%s, stage %q): got %s, want %s", tc.file, tc.stage, got, tc.want)
+			}
+		})
 	}
 }
 

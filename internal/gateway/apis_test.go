@@ -101,9 +101,9 @@ plans:
 	}{
 		{desc: "http integration maps query and static header", method: "GET", path: "/pets?type=dog&page=2", header: key,
 			status: 200, respBody: "backend",
-			backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "kind=dog&page=2&type=dog", Header: http.Header{"X-Source": {"drawbridge"}}}},
+			backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "type=dog&kind=dog&page=2", Header: http.Header{"X-Source": {"drawbridge"}}}},
 		{desc: "http integration: a lone default response makes every status 200", method: "GET", path: "/pets?type=dog&page=2", header: with("X-Want-Status", "404"),
-			status: 200, respBody: "backend", backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "kind=dog&page=2&type=dog"}},
+			status: 200, respBody: "backend", backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "type=dog&kind=dog&page=2"}},
 		{desc: "http_proxy: the backend's status passes through", method: "GET", path: "/pets/7", header: []string{"X-Want-Status", "404"},
 			status: 404, respBody: "backend", backend: &seen{Method: "GET", Path: "/api/v1/pets/7"}},
 		{desc: "required query parameter missing", method: "GET", path: "/pets?type=dog", header: key,
@@ -293,5 +293,58 @@ store: {type: memory}
 		if reqs := rb.take(); len(reqs) != wantCalls {
 			t.Errorf("%s: the backend got %d requests, want %d", tc.desc, len(reqs), wantCalls)
 		}
+	}
+}
+
+// TestAPIsMappedHeadersAreTheGateways: headers a definition maps are set
+// by the gateway; a partner's own header of that name never reaches the
+// backend, even when the mapping's source is absent.
+func TestAPIsMappedHeadersAreTheGateways(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "spoof.yaml")
+	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+info: {title: t, version: "1"}
+paths:
+  /s:
+    get:
+      x-amazon-apigateway-integration:
+        type: http
+        httpMethod: GET
+        uri: "https://b.example.com/s"
+        requestParameters:
+          integration.request.header.X-Client-Ip: "context.identity.sourceIp"
+          integration.request.header.X-Request: "context.requestId"
+          integration.request.header.X-Tenant-Id: "method.request.header.x-tenant"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    upstreams: {b.example.com: onprem}
+store: {type: memory}
+`, rb.url, rb.pin, def))
+	got := h.do("GET", "/s", nil, "X-Client-Ip", "10.9.9.9", "X-Tenant-Id", "evil", "X-Request", "spoofed")
+	if got.status != 200 {
+		t.Fatalf("GET /s: got %d %s, want 200", got.status, got.body)
+	}
+	reqs := rb.take()
+	if len(reqs) != 1 {
+		t.Fatalf("the backend got %d requests, want 1", len(reqs))
+	}
+	hd := reqs[0].Header
+	if v := hd.Values("X-Client-Ip"); len(v) != 1 || v[0] != "127.0.0.1" {
+		t.Errorf("backend X-Client-Ip %q, want the partner's address 127.0.0.1", v)
+	}
+	if v := hd.Values("X-Tenant-Id"); len(v) != 0 {
+		t.Errorf("backend X-Tenant-Id %q, want none (the partner sent no x-tenant)", v)
+	}
+	if v, want := hd.Values("X-Request"), got.header.Get("X-Amzn-Requestid"); len(v) != 1 || v[0] != want || want == "" {
+		t.Errorf("backend X-Request %q, want the request id %q", v, want)
 	}
 }

@@ -25,7 +25,11 @@ func TestParseParameters(t *testing.T) {
 			want: Mapping{TargetKind: "header", TargetName: "X-Src", SourceKind: "literal", SourceName: "gw"}},
 		{desc: "path target", key: "integration.request.path.id", src: "method.request.path.id", err: "mapped by upstream_path"},
 		{desc: "smuggling header", key: "integration.request.header.transfer-encoding", src: "'chunked'", err: "cannot be mapped"},
-		{desc: "context source", key: "integration.request.header.X", src: "context.requestId", err: `source "context.requestId"`},
+		{desc: "request id", key: "integration.request.header.X-Req", src: "context.requestId",
+			want: Mapping{TargetKind: "header", TargetName: "X-Req", SourceKind: "context", SourceName: "requestId"}},
+		{desc: "source address", key: "integration.request.header.X-Client-Ip", src: "context.identity.sourceIp",
+			want: Mapping{TargetKind: "header", TargetName: "X-Client-Ip", SourceKind: "context", SourceName: "identity.sourceIp"}},
+		{desc: "unsupported context source", key: "integration.request.header.X", src: "context.authorizer.principalId", err: `source "context.authorizer.principalId"`},
 		{desc: "not integration.request", key: "method.request.header.X", src: "'a'", err: "want integration.request.header.NAME"},
 	}
 	for _, tc := range tests {
@@ -75,6 +79,45 @@ func TestMapper(t *testing.T) {
 	}
 	if req.Method != "GET" || req.Header.Get("X-Kind") != "" {
 		t.Errorf("the partner's request was changed: %s %v", req.Method, req.Header)
+	}
+}
+
+// TestMapperOverridesPartnerValues: a mapped target is the gateway's, not
+// the partner's, even when the mapping's source is absent.
+func TestMapperOverridesPartnerValues(t *testing.T) {
+	t.Parallel()
+	params, errs := ParseParameters(map[string]string{
+		"integration.request.header.X-Client-Ip":   "context.identity.sourceIp",
+		"integration.request.header.X-Request":     "context.requestId",
+		"integration.request.header.X-Tenant-Id":   "method.request.header.x-tenant",
+		"integration.request.querystring.tenant":   "method.request.header.x-tenant",
+		"integration.request.querystring.absent":   "method.request.querystring.nope",
+		"integration.request.querystring.verified": "'yes'",
+	})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var got *http.Request
+	h := New(Options{Parameters: params}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r }))
+	req := httptest.NewRequest("GET", "/a?z=1&tenant=evil&verified=no&absent=spoof&b=x;y&a=2", nil)
+	req.RemoteAddr = "[::ffff:192.0.2.9]:4711"
+	req.Header.Set("X-Client-Ip", "10.0.0.1")
+	req.Header.Set("X-Request", "spoofed")
+	req.Header.Set("X-Tenant-Id", "evil")
+	rec := httptest.NewRecorder()
+	rec.Header().Set("X-Amzn-Requestid", "req-1")
+	h.ServeHTTP(rec, req)
+	if got == nil {
+		t.Fatal("next was not called")
+	}
+	for name, want := range map[string]string{"X-Client-Ip": "192.0.2.9", "X-Request": "req-1", "X-Tenant-Id": ""} {
+		if v := got.Header.Values(name); (want == "" && len(v) != 0) || (want != "" && (len(v) != 1 || v[0] != want)) {
+			t.Errorf("backend header %s = %q, want %q", name, v, want)
+		}
+	}
+	// The partner's other pairs keep their order and bytes.
+	if want := "z=1&b=x;y&a=2&verified=yes"; got.URL.RawQuery != want {
+		t.Errorf("backend query %q, want %q", got.URL.RawQuery, want)
 	}
 }
 

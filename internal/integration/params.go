@@ -3,7 +3,9 @@ package integration
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/textproto"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,8 +19,10 @@ type Mapping struct {
 	// TargetKind is "header" or "querystring"; TargetName its name.
 	TargetKind, TargetName string
 	// SourceKind is "header", "querystring" or "path" for a value of the
-	// partner's request, or "literal" for a static value; SourceName is
-	// the name, or the value itself for a literal.
+	// partner's request, "context" for a value the gateway knows
+	// (SourceName "requestId" or "identity.sourceIp"), or "literal" for a
+	// static value; SourceName is the name, or the value itself for a
+	// literal.
 	SourceKind, SourceName string
 }
 
@@ -26,6 +30,10 @@ type Mapping struct {
 // Content-Length and Transfer-Encoding as a request-smuggling guard, and
 // the others are hop-by-hop or owned by the proxy.
 var forbiddenHeaders = []string{"Content-Length", "Transfer-Encoding", "Connection", "Te", "Upgrade", "Host", "Proxy-Authorization", "Keep-Alive", "Trailer"}
+
+// contextSources are the context.* values a mapping can send: the ones
+// the gateway asserts about a request, which a backend may trust.
+var contextSources = []string{"requestId", "identity.sourceIp"}
 
 // ParseParameters parses API Gateway requestParameters ("integration.
 // request.header.X" → "method.request.querystring.y" or "'static'"),
@@ -69,12 +77,16 @@ func parseOne(key, src string) (Mapping, string) {
 		m.SourceKind, m.SourceName = "literal", src[1:len(src)-1]
 		return m, ""
 	}
+	if ctx, ok := strings.CutPrefix(src, "context."); ok && slices.Contains(contextSources, ctx) {
+		m.SourceKind, m.SourceName = "context", ctx
+		return m, ""
+	}
 	from, ok := strings.CutPrefix(src, "method.request.")
 	if ok {
 		m.SourceKind, m.SourceName, ok = strings.Cut(from, ".")
 	}
 	if !ok || m.SourceName == "" || (m.SourceKind != "header" && m.SourceKind != "querystring" && m.SourceKind != "path") {
-		return m, fmt.Sprintf("source %q: want method.request.header.NAME, method.request.querystring.NAME, method.request.path.NAME or a 'static value'", src)
+		return m, fmt.Sprintf("source %q: want method.request.header.NAME, method.request.querystring.NAME, method.request.path.NAME, context.requestId, context.identity.sourceIp or a 'static value'", src)
 	}
 	return m, ""
 }
@@ -157,16 +169,29 @@ type mapper struct {
 	next http.Handler
 }
 
+// ServeHTTP sends the backend a copy of r with every mapped target set
+// from its source. Each target is first removed from the partner's
+// request: a header the gateway asserts (a client address, a tenant taken
+// from elsewhere) must never come from the partner, even when the
+// mapping's source is absent.
 func (m *mapper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A copy: the access log and metrics keep the partner's request.
 	out := r.Clone(r.Context())
 	if m.opts.Method != "" {
 		out.Method = m.opts.Method
 	}
-	var query = out.URL.Query()
-	queryChanged := false
+	var query url.Values // the partner's, parsed once when a mapping reads it
+	var queryTargets []string
+	var querySet []string // escaped name=value pairs to append
 	for _, p := range m.opts.Parameters {
-		val, ok := sourceValue(r, p)
+		if p.TargetKind == "header" {
+			out.Header.Del(p.TargetName)
+		} else {
+			queryTargets = append(queryTargets, p.TargetName)
+		}
+	}
+	for _, p := range m.opts.Parameters {
+		val, ok := sourceValue(w, r, p, &query)
 		if !ok {
 			// API Gateway sends nothing for a source the request lacks.
 			continue
@@ -175,20 +200,63 @@ func (m *mapper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "header":
 			out.Header.Set(p.TargetName, val)
 		case "querystring":
-			query.Set(p.TargetName, val)
-			queryChanged = true
+			querySet = append(querySet, url.QueryEscape(p.TargetName)+"="+url.QueryEscape(val))
 		}
 	}
-	if queryChanged {
-		out.URL.RawQuery = query.Encode()
+	if len(queryTargets) > 0 {
+		out.URL.RawQuery = rewriteQuery(r.URL.RawQuery, queryTargets, querySet)
 	}
 	m.next.ServeHTTP(w, out)
 }
 
-func sourceValue(r *http.Request, p Mapping) (string, bool) {
+// rewriteQuery drops the pairs of raw named in targets and appends set,
+// keeping the partner's other pairs byte for byte and in their order
+// (url.Values.Encode would sort them and lose pairs it cannot parse).
+func rewriteQuery(raw string, targets, set []string) string {
+	var b strings.Builder
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k
+		}
+		if slices.Contains(targets, key) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(pair)
+	}
+	for _, pair := range set {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(pair)
+	}
+	return b.String()
+}
+
+func sourceValue(w http.ResponseWriter, r *http.Request, p Mapping, query *url.Values) (string, bool) {
 	switch p.SourceKind {
 	case "literal":
 		return p.SourceName, true
+	case "context":
+		switch p.SourceName {
+		case "requestId":
+			// Set by the outermost middleware on every response.
+			v := w.Header().Get("X-Amzn-Requestid")
+			return v, v != ""
+		case "identity.sourceIp":
+			// The TCP peer, as the ip rules see it; never X-Forwarded-For.
+			ap, err := netip.ParseAddrPort(r.RemoteAddr)
+			if err != nil {
+				return "", false
+			}
+			return ap.Addr().Unmap().WithZone("").String(), true
+		}
 	case "header":
 		v := r.Header.Values(p.SourceName)
 		if len(v) == 0 {
@@ -196,11 +264,13 @@ func sourceValue(r *http.Request, p Mapping) (string, bool) {
 		}
 		return strings.Join(v, ","), true
 	case "querystring":
-		q := r.URL.Query()
-		if !q.Has(p.SourceName) {
+		if *query == nil {
+			*query = r.URL.Query()
+		}
+		if !query.Has(p.SourceName) {
 			return "", false
 		}
-		return q.Get(p.SourceName), true
+		return query.Get(p.SourceName), true
 	case "path":
 		v := r.PathValue(p.SourceName)
 		return v, v != ""

@@ -744,8 +744,11 @@ func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 			}
 		}
 		if _, isLit := literal(resolved); !isLit && !validSource(resolved) {
-			im.warn(l, "requestParameters %s = %s: only method.request.{header,querystring,path}.NAME and 'literal' sources are supported; ignored", k, src)
-			continue
+			// Refused, not skipped: API Gateway sets the target itself,
+			// so the backend may trust it; skipping the mapping would let
+			// the partner's own header of that name through instead.
+			im.fail(l, "requestParameters %s = %s: only method.request.{header,querystring,path}.NAME, context.requestId, context.identity.sourceIp and 'literal' sources are supported; drop the mapping, or set the header in the backend", k, src)
+			return false
 		}
 		if r.RequestParameters == nil {
 			r.RequestParameters = map[string]string{}
@@ -839,6 +842,9 @@ func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 }
 
 func validSource(s string) bool {
+	if s == "context.requestId" || s == "context.identity.sourceIp" {
+		return true
+	}
 	for _, p := range []string{"method.request.header.", "method.request.querystring.", "method.request.path."} {
 		if rest, ok := strings.CutPrefix(s, p); ok && rest != "" {
 			return true

@@ -274,6 +274,7 @@ paths:
           integration.request.header.X-Whole: ${stageVariables.env}
           integration.request.header.X-Inside: "'app-${stageVariables.env}'"
           integration.request.header.X-Ctx: context.requestId
+          integration.request.header.X-Client-Ip: context.identity.sourceIp
 `)
 	api, err := Import(def, Options{StageVariables: map[string]string{"env": "prod"}})
 	if err != nil {
@@ -281,19 +282,44 @@ paths:
 	}
 	got := api.Routes[0].RequestParameters
 	want := map[string]string{
-		"integration.request.header.X-Env":    "'prod'",
-		"integration.request.header.X-Whole":  "'prod'",
-		"integration.request.header.X-Inside": "'app-prod'",
+		"integration.request.header.X-Client-Ip": "context.identity.sourceIp",
+		"integration.request.header.X-Ctx":       "context.requestId",
+		"integration.request.header.X-Env":       "'prod'",
+		"integration.request.header.X-Whole":     "'prod'",
+		"integration.request.header.X-Inside":    "'app-prod'",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("request parameters %v; want %v", got, want)
 	}
-	if len(api.Warnings) != 1 || !strings.Contains(api.Warnings[0].String(), "X-Ctx = context.requestId: only method.request") {
-		t.Errorf("warnings %v; want one about context.requestId", api.Warnings)
+	if len(api.Warnings) != 0 {
+		t.Errorf("warnings %v; want none", api.Warnings)
 	}
 	_, err = Import(def, Options{})
 	if err == nil || !strings.Contains(err.Error(), `requestParameters integration.request.header.X-Env uses stage variable "env", which is not set`) {
 		t.Errorf("without the variable: %v", err)
+	}
+}
+
+// TestUnsupportedParameterSourceRefused: a header API Gateway set from a
+// source drawbridge cannot compute must not be left to the partner.
+func TestUnsupportedParameterSourceRefused(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "api.yaml")
+	writeFile(t, def, `openapi: 3.0.3
+info: {title: T, version: "1"}
+paths:
+  /a:
+    get:
+      x-amazon-apigateway-integration:
+        type: http
+        httpMethod: GET
+        uri: https://b.example.com/a
+        requestParameters:
+          integration.request.header.X-Principal: context.authorizer.principalId
+`)
+	_, err := Import(def, Options{})
+	if err == nil || !strings.Contains(err.Error(), "GET /a: requestParameters integration.request.header.X-Principal = context.authorizer.principalId: only") {
+		t.Errorf("Import = %v; want the mapping refused", err)
 	}
 }
 

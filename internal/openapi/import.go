@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
@@ -805,6 +806,10 @@ func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 			im.fail(l, "connectionType VPC_LINK without a connectionId")
 			return false
 		}
+		if hasControlOrSpace(id) {
+			im.fail(l, "connectionId %q has spaces or control characters", id)
+			return false
+		}
 		key = id
 	default:
 		im.fail(l, "connectionType %q: want INTERNET or VPC_LINK", in.ConnectionType)
@@ -829,7 +834,10 @@ func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 			im.fail(l, "tlsConfig.insecureSkipVerification is true: API Gateway then trusts any certificate the backend shows. drawbridge always verifies, so this backend needs its pin or CA: get the pin with `drawbridge pin %s`, and import again accepting this (--accept-skip-verification, or accept_skip_verification: true)", u.Target)
 			return false
 		}
-		if sn := in.TLSConfig.ServerNameToVerify; sn != "" {
+		if sn := in.TLSConfig.ServerNameToVerify; hasControlOrSpace(sn) {
+			im.fail(l, "tlsConfig.serverNameToVerify %q has spaces or control characters; want a host name", sn)
+			return false
+		} else if sn != "" {
 			if u.ServerName != "" && u.ServerName != sn {
 				im.fail(l, "tlsConfig.serverNameToVerify %q differs from %q set by another method of upstream %q", sn, u.ServerName, name)
 				return false
@@ -839,6 +847,14 @@ func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 	}
 	r.Upstream = name
 	return true
+}
+
+// hasControlOrSpace reports whether s, a name that ends up in generated
+// config and its comments, holds anything but visible characters.
+func hasControlOrSpace(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.IsSpace(r)
+	})
 }
 
 func validSource(s string) bool {

@@ -119,6 +119,13 @@ func (v *validator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		gwresponse.WriteMessage(w, gwresponse.BadRequestParameters, "Missing required request parameters: ["+strings.Join(missing, ", ")+"]")
 		return
 	}
+	if v.schema != nil && len(r.Header.Values("Content-Type")) > 1 {
+		// Which one the backend reads is its choice, not ours: a body
+		// checked as one type could be read as another.
+		observe.RecordFrom(r.Context()).Error = "several Content-Type headers"
+		gwresponse.Write(w, gwresponse.BadRequestBody)
+		return
+	}
 	if v.schema != nil && isJSON(r.Header.Get("Content-Type")) && !bodiless(r) {
 		body, ok := v.readBody(w, r)
 		if !ok {
@@ -190,10 +197,23 @@ func bodiless(r *http.Request) bool {
 
 // isJSON reports whether a body of this Content-Type is checked against
 // the model: API Gateway takes a request without one as application/json.
+// It errs towards checking: a value the parser refuses is judged by its
+// media type before any ';', and a list ("application/json, text/plain")
+// is checked when any of its types is JSON, since a backend may read the
+// body as JSON on a type the gateway would not.
 func isJSON(contentType string) bool {
-	if contentType == "" {
+	if strings.TrimSpace(contentType) == "" {
 		return true
 	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mt == "application/json"
+	for part := range strings.SplitSeq(contentType, ",") {
+		mt, _, err := mime.ParseMediaType(part)
+		if err != nil {
+			mt, _, _ = strings.Cut(part, ";")
+			mt = strings.ToLower(strings.TrimSpace(mt))
+		}
+		if mt == "application/json" {
+			return true
+		}
+	}
+	return false
 }

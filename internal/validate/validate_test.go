@@ -71,6 +71,43 @@ func TestValidator(t *testing.T) {
 	}
 }
 
+// TestContentTypeBypass: a body the backend may read as JSON is checked,
+// however its Content-Type is written.
+func TestContentTypeBypass(t *testing.T) {
+	t.Parallel()
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	h, err := New(Options{BodySchema: petSchema, MaxBodyBytes: 1 << 10}, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		desc   string
+		ctypes []string
+		status int
+	}{
+		{"plain", []string{"application/json"}, 400},
+		{"upper case", []string{"Application/JSON"}, 400},
+		{"charset", []string{"application/json; charset=utf-8"}, 400},
+		{"parameter without a value", []string{"application/json; charset"}, 400},
+		{"empty parameters", []string{"application/json;;"}, 400},
+		{"a list naming JSON", []string{"application/json, text/plain"}, 400},
+		{"a list naming JSON second", []string{"text/plain, application/json"}, 400},
+		{"two headers", []string{"text/plain", "application/json"}, 400},
+		{"two JSON headers", []string{"application/json", "application/json"}, 400},
+		{"text/plain is not checked, as on AWS", []string{"text/plain"}, 204},
+		{"+json is not checked, as on AWS", []string{"application/vnd.api+json"}, 204},
+	}
+	for _, tc := range tests {
+		req := httptest.NewRequest("POST", "/pets", strings.NewReader(`{"evil":1}`))
+		req.Header["Content-Type"] = tc.ctypes
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.status {
+			t.Errorf("%s: Content-Type %q: got %d %s, want %d", tc.desc, tc.ctypes, rec.Code, rec.Body, tc.status)
+		}
+	}
+}
+
 func TestCompileSchema(t *testing.T) {
 	t.Parallel()
 	for _, bad := range []string{`{`, `{"type":"banana"}`, `{} {}`} {

@@ -199,12 +199,12 @@ func (v *validator) apiRoute(r *Route, obj string, tmpl template, pathOK bool) {
 		switch {
 		case !v.set(&m.Status):
 			m.Status = 200
-		case m.Status < 100 || m.Status > 599:
-			v.add(v.line(&m.Status, m.Line), "%s: mock.status must be an HTTP status from 100 to 599, got %d", obj, m.Status)
+		case gwresponse.CheckStatus(m.Status) != nil:
+			v.add(v.line(&m.Status, m.Line), "%s: mock.status: %v", obj, gwresponse.CheckStatus(m.Status))
 		}
 		for _, k := range sortedKeys(m.Headers) {
-			if !validHeaderName(k) {
-				v.add(v.line(&m.Headers, m.Line), "%s: mock.headers: %q is not a valid header name", obj, k)
+			if err := gwresponse.CheckHeader(k, m.Headers[k]); err != nil {
+				v.add(v.line(&m.Headers, m.Line), "%s: mock.headers: %v", obj, err)
 			}
 		}
 	}
@@ -290,12 +290,12 @@ func (v *validator) gatewayResponses() {
 			v.add(line, "%s: not an API Gateway response type; one of %s", obj, strings.Join(names, ", "))
 			continue
 		}
-		if g.Status != 0 && (g.Status < 100 || g.Status > 599) {
-			v.add(v.line(&g.Status, line), "%s: status must be an HTTP status from 100 to 599, got %d", obj, g.Status)
+		if g.Status != 0 && gwresponse.CheckStatus(g.Status) != nil {
+			v.add(v.line(&g.Status, line), "%s: status: %v", obj, gwresponse.CheckStatus(g.Status))
 		}
 		for _, k := range sortedKeys(g.Headers) {
-			if !validHeaderName(k) {
-				v.add(v.line(&g.Headers, line), "%s: headers: %q is not a valid header name", obj, k)
+			if err := gwresponse.CheckHeader(k, g.Headers[k]); err != nil {
+				v.add(v.line(&g.Headers, line), "%s: headers: %v", obj, err)
 			}
 		}
 	}

@@ -348,3 +348,44 @@ store: {type: memory}
 		t.Errorf("backend X-Request %q, want the request id %q", v, want)
 	}
 }
+
+// TestAPIsStatusMapToNoContent: an integration response mapping the
+// backend's status to 204 drops the backend's body instead of breaking
+// the response.
+func TestAPIsStatusMapToNoContent(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "nocontent.yaml")
+	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      x-amazon-apigateway-integration:
+        type: http
+        httpMethod: GET
+        uri: "https://b.example.com/x"
+        responses:
+          default: {statusCode: "204"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    upstreams: {b.example.com: onprem}
+store: {type: memory}
+`, rb.url, rb.pin, def))
+	for range 2 { // the connection stays usable
+		if got := h.get("/x"); got.status != 204 || got.body != "" {
+			t.Errorf("GET /x: got %d %q, want 204 and no body", got.status, got.body)
+		}
+	}
+	if n := len(rb.take()); n != 2 {
+		t.Errorf("the backend got %d requests, want 2", n)
+	}
+}

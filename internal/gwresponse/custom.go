@@ -98,12 +98,21 @@ func writeCustom(w http.ResponseWriter, r *Response, c *Custom, msg string) {
 	}
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	// The custom headers go before the framing: config refuses framing
+	// headers (CheckHeader), and this order keeps it so regardless.
+	for k, v := range c.Headers {
+		if !framingHeader(k) {
+			h.Set(k, v)
+		}
+	}
+	if Bodiless(status) {
+		body = ""
+		delete(h, "Content-Type")
+	} else {
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	if r.ErrorType != "" {
 		h["X-Amzn-Errortype"] = []string{r.ErrorType}
-	}
-	for k, v := range c.Headers {
-		h.Set(k, v)
 	}
 	w.WriteHeader(status)
 	w.Write([]byte(body))

@@ -139,6 +139,16 @@ func TestMock(t *testing.T) {
 	}
 }
 
+func TestMockBodiless(t *testing.T) {
+	t.Parallel()
+	h := NewMock(Mock{Status: 204, Body: `{"ignored": true}`, Headers: map[string]string{"Content-Length": "2", "X-Ok": "yes"}})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != 204 || rec.Body.Len() != 0 || rec.Header().Get("Content-Length") != "" || rec.Header().Get("X-Ok") != "yes" {
+		t.Errorf("mock 204: got %d %q %v; want 204, no body, no Content-Length", rec.Code, rec.Body, rec.Header())
+	}
+}
+
 func TestStatusMap(t *testing.T) {
 	t.Parallel()
 	m, errs := StatusMap(map[string]int{`4\d{2}`: 400, "5..": 502, "default": 200})
@@ -158,7 +168,7 @@ func TestStatusMap(t *testing.T) {
 		t.Errorf("StatusMap(nil) = %v, %v; want nothing", m != nil, errs)
 	}
 	_, errs = StatusMap(map[string]int{"4(": 400, "default": 99})
-	if len(errs) != 2 || !strings.Contains(errs[0], `status_map "4(": not a regular expression`) || !strings.Contains(errs[1], `status_map "default": 99 is not an HTTP status`) {
+	if len(errs) != 2 || !strings.Contains(errs[0], `status_map "4(": not a regular expression`) || !strings.Contains(errs[1], `status_map "default": 99 is not a final HTTP status`) {
 		t.Errorf("errors %q", errs)
 	}
 }

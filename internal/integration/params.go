@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
 )
 
 // Mapping is one requestParameters entry: Target (a header or query
@@ -115,8 +117,8 @@ func StatusMap(m map[string]int) (func(int) int, []string) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		st := m[k]
-		if st < 100 || st > 599 {
-			errs = append(errs, fmt.Sprintf("status_map %q: %d is not an HTTP status", k, st))
+		if err := gwresponse.CheckStatus(st); err != nil {
+			errs = append(errs, fmt.Sprintf("status_map %q: %v", k, err))
 			continue
 		}
 		if k == "default" {

@@ -305,8 +305,8 @@ func (im *importer) gatewayResponses(top loc, raw any) {
 			continue
 		}
 		gr := GatewayResponse{Status: int(resp.StatusCode), Body: resp.ResponseTemplates["application/json"]}
-		if gr.Status != 0 && (gr.Status < 100 || gr.Status > 599) {
-			im.fail(top, "%s: %s: statusCode %d is not an HTTP status", extGatewayResps, typ, gr.Status)
+		if gr.Status != 0 && gwresponse.CheckStatus(gr.Status) != nil {
+			im.fail(top, "%s: %s: statusCode %v", extGatewayResps, typ, gwresponse.CheckStatus(gr.Status))
 			continue
 		}
 		for _, k := range slices.Sorted(mapKeys(resp.ResponseParameters)) {
@@ -320,6 +320,10 @@ func (im *importer) gatewayResponses(top loc, raw any) {
 			lit, isLit := literal(v)
 			if !isHeader || !isLit {
 				im.warn(top, "%s: %s: %s = %s: only static 'values' for gatewayresponse.header.* are applied; ignored", extGatewayResps, typ, k, v)
+				continue
+			}
+			if err := gwresponse.CheckHeader(name, lit); err != nil {
+				im.fail(top, "%s: %s: %s: %v", extGatewayResps, typ, k, err)
 				continue
 			}
 			if gr.Headers == nil {
@@ -585,8 +589,8 @@ func (im *importer) mock(l loc, in awsIntegration) (*Mock, bool) {
 	if chosen.StatusCode != 0 {
 		m.Status = int(chosen.StatusCode)
 	}
-	if m.Status < 100 || m.Status > 599 {
-		im.fail(l, "mock status %d is not an HTTP status", m.Status)
+	if err := gwresponse.CheckStatus(m.Status); err != nil {
+		im.fail(l, "mock status: %v", err)
 		return nil, false
 	}
 	if body, ok := chosen.ResponseTemplates["application/json"]; ok {
@@ -602,6 +606,10 @@ func (im *importer) mock(l loc, in awsIntegration) (*Mock, bool) {
 		if !ok || !isLit {
 			im.warn(l, "mock responseParameters %s = %s: only static 'values' for method.response.header.* are applied; ignored", k, v)
 			continue
+		}
+		if err := gwresponse.CheckHeader(name, lit); err != nil {
+			im.fail(l, "mock responseParameters %s: %v", k, err)
+			return nil, false
 		}
 		if m.Headers == nil {
 			m.Headers = map[string]string{}

@@ -157,6 +157,14 @@ func modifyResponse(statusMap func(int) int) func(*http.Response) error {
 		if resp.StatusCode >= 200 {
 			if s := statusMap(resp.StatusCode); s != resp.StatusCode {
 				resp.StatusCode, resp.Status = s, ""
+				if s == http.StatusNoContent || s == http.StatusNotModified {
+					// These carry no body: writing the backend's would
+					// fail and abort the response.
+					resp.Body.Close()
+					resp.Body, resp.ContentLength = http.NoBody, 0
+					resp.Header.Del("Content-Length")
+					resp.Header.Del("Transfer-Encoding")
+				}
 			}
 		}
 		return remapGatewayHeaders(resp)

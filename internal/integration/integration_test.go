@@ -30,6 +30,14 @@ func TestParseParameters(t *testing.T) {
 		{desc: "source address", key: "integration.request.header.X-Client-Ip", src: "context.identity.sourceIp",
 			want: Mapping{TargetKind: "header", TargetName: "X-Client-Ip", SourceKind: "context", SourceName: "identity.sourceIp"}},
 		{desc: "unsupported context source", key: "integration.request.header.X", src: "context.authorizer.principalId", err: `source "context.authorizer.principalId"`},
+		{desc: "header name with a space", key: "integration.request.header.X-A ", src: "'a'", err: `"X-A " is not a valid header name`},
+		{desc: "literal with a line break", key: "integration.request.header.X-A", src: "'a\r\nX-Evil: 1'", err: "has control characters"},
+		{desc: "literal with a line break to a query", key: "integration.request.querystring.a", src: "'a\r\nb'",
+			want: Mapping{TargetKind: "querystring", TargetName: "a", SourceKind: "literal", SourceName: "a\r\nb"}},
+		{desc: "Via", key: "integration.request.header.via", src: "'1.1 evil'", err: "cannot be mapped"},
+		{desc: "Proxy-Authenticate", key: "integration.request.header.Proxy-Authenticate", src: "'x'", err: "cannot be mapped"},
+		{desc: "X-Forwarded-Host", key: "integration.request.header.X-Forwarded-Host", src: "method.request.header.host", err: "cannot be mapped"},
+		{desc: "X-Forwarded-Proto", key: "integration.request.header.x-forwarded-proto", src: "'http'", err: "cannot be mapped"},
 		{desc: "not integration.request", key: "method.request.header.X", src: "'a'", err: "want integration.request.header.NAME"},
 	}
 	for _, tc := range tests {
@@ -118,6 +126,32 @@ func TestMapperOverridesPartnerValues(t *testing.T) {
 	// The partner's other pairs keep their order and bytes.
 	if want := "z=1&b=x;y&a=2&verified=yes"; got.URL.RawQuery != want {
 		t.Errorf("backend query %q, want %q", got.URL.RawQuery, want)
+	}
+}
+
+// TestMapperRefusesInvalidHeaderValues: a partner's line break, decoded
+// from the query or path into a mapped header, is the partner's mistake:
+// 400, and the backend is not called.
+func TestMapperRefusesInvalidHeaderValues(t *testing.T) {
+	t.Parallel()
+	params, errs := ParseParameters(map[string]string{"integration.request.header.X-Q": "method.request.querystring.q"})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	called := false
+	h := New(Options{Parameters: params}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called = true }))
+	for _, q := range []string{"a%0d%0aX-Evil:%201", "a%00b", "a%0a"} {
+		called = false
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/q?q="+q, nil))
+		if rec.Code != 400 || called || rec.Header().Get("X-Amzn-Errortype") != "BadRequestException" {
+			t.Errorf("q=%s: got %d %s (backend called: %v), want 400 BadRequestException", q, rec.Code, rec.Body, called)
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/q?q=fine%20value", nil))
+	if !called || rec.Code != 200 {
+		t.Errorf("q=fine value: got %d, backend called %v", rec.Code, called)
 	}
 }
 

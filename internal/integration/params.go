@@ -12,7 +12,10 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
+	"github.com/drawbridge-gw/drawbridge/internal/observe"
 )
 
 // Mapping is one requestParameters entry: Target (a header or query
@@ -31,7 +34,10 @@ type Mapping struct {
 // forbiddenHeaders may not be mapped: API Gateway refuses mappings to
 // Content-Length and Transfer-Encoding as a request-smuggling guard, and
 // the others are hop-by-hop or owned by the proxy.
-var forbiddenHeaders = []string{"Content-Length", "Transfer-Encoding", "Connection", "Te", "Upgrade", "Host", "Proxy-Authorization", "Keep-Alive", "Trailer"}
+// Via, Proxy-Authenticate and X-Forwarded-Host/-Proto say what the proxy
+// itself did or saw; a backend trusting them must get the proxy's values.
+var forbiddenHeaders = []string{"Content-Length", "Transfer-Encoding", "Connection", "Te", "Upgrade", "Host", "Proxy-Authorization", "Keep-Alive", "Trailer",
+	"Via", "Proxy-Authenticate", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // contextSources are the context.* values a mapping can send: the ones
 // the gateway asserts about a request, which a backend may trust.
@@ -72,11 +78,16 @@ func parseOne(key, src string) (Mapping, string) {
 		return m, "path parameters are mapped by upstream_path, e.g. upstream_path: /items/{id}"
 	case m.TargetKind != "header" && m.TargetKind != "querystring":
 		return m, "want integration.request.header.NAME or integration.request.querystring.NAME"
+	case m.TargetKind == "header" && !httpguts.ValidHeaderFieldName(m.TargetName):
+		return m, fmt.Sprintf("%q is not a valid header name", m.TargetName)
 	case m.TargetKind == "header" && slices.Contains(forbiddenHeaders, textproto.CanonicalMIMEHeaderKey(m.TargetName)):
-		return m, fmt.Sprintf("header %s cannot be mapped (it belongs to the connection, not the request)", m.TargetName)
+		return m, fmt.Sprintf("header %s cannot be mapped (it belongs to the connection or the proxy, not the request)", m.TargetName)
 	}
 	if len(src) >= 2 && src[0] == '\'' && src[len(src)-1] == '\'' {
 		m.SourceKind, m.SourceName = "literal", src[1:len(src)-1]
+		if m.TargetKind == "header" && !httpguts.ValidHeaderFieldValue(m.SourceName) {
+			return m, fmt.Sprintf("value %q has control characters; a header cannot carry them", m.SourceName)
+		}
 		return m, ""
 	}
 	if ctx, ok := strings.CutPrefix(src, "context."); ok && slices.Contains(contextSources, ctx) {
@@ -200,6 +211,13 @@ func (m *mapper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		switch p.TargetKind {
 		case "header":
+			if !httpguts.ValidHeaderFieldValue(val) {
+				// A partner's %0d%0a in a query mapped to a header: the
+				// partner's mistake, not a backend failure.
+				observe.RecordFrom(r.Context()).Error = "request parameter not valid in header " + p.TargetName
+				gwresponse.WriteMessage(w, gwresponse.BadRequestParameters, "Invalid request parameter: "+p.SourceKind+" "+p.SourceName+" cannot be sent as header "+p.TargetName)
+				return
+			}
 			out.Header.Set(p.TargetName, val)
 		case "querystring":
 			querySet = append(querySet, url.QueryEscape(p.TargetName)+"="+url.QueryEscape(val))

@@ -765,6 +765,13 @@ func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 		r.RequestParameters[k] = resolved
 	}
 
+	if _, errs := integration.ParseParameters(r.RequestParameters); len(errs) > 0 {
+		for _, e := range errs {
+			im.fail(l, "%s", strings.Replace(e, "request_parameters", "requestParameters", 1))
+		}
+		return false
+	}
+
 	method := strings.ToUpper(in.HTTPMethod)
 	switch {
 	case method == "":

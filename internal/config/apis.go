@@ -121,6 +121,8 @@ func (v *validator) apis() {
 			for _, r := range api.Routes {
 				rc := v.importedRoute(r, line)
 				rc.Path = openapi.JoinBasePath(base, r.Path)
+				rc.LimitID = fmt.Sprintf("apis[%d] %s %s %s", i, a.Stage, r.Method, r.Path)
+				rc.PlanPath = r.Path
 				if a.Throttle != nil {
 					t := *a.Throttle
 					rc.Throttle = &t

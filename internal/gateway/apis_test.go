@@ -389,3 +389,60 @@ store: {type: memory}
 		t.Errorf("the backend got %d requests, want 2", n)
 	}
 }
+
+// TestAPIsBasePathsShareLimits: the base-path copies of one method are
+// one method: they share the stage throttle's bucket, and a plan's
+// per-method throttle, keyed by the definition's path, applies under
+// every base path.
+func TestAPIsBasePathsShareLimits(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "limits.yaml")
+	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+info: {title: t, version: "1"}
+components:
+  securitySchemes:
+    api_key: {type: apiKey, name: x-api-key, in: header}
+paths:
+  /x:
+    get:
+      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: "https://b.example.com/x"}
+  /y:
+    get:
+      security: [{api_key: []}]
+      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: "https://b.example.com/y"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    stage: prod
+    upstreams: {b.example.com: onprem}
+    base_paths: [/, /prod]
+    throttle: {rate: 0.001, burst: 2}
+store: {type: memory}
+plans:
+  gold:
+    methods: {"GET /y": {rate: 0.001, burst: 1}}
+`, rb.url, rb.pin, def))
+	h.addKey("acme", goodKey, "gold")
+	var got []int
+	for _, p := range []string{"/x", "/prod/x", "/x"} {
+		got = append(got, h.get(p).status)
+	}
+	if fmt.Sprint(got) != "[200 200 429]" {
+		t.Errorf("GET /x, /prod/x, /x under a stage throttle of burst 2: got %v, want [200 200 429]", got)
+	}
+	got = nil
+	for _, p := range []string{"/y", "/prod/y"} {
+		got = append(got, h.do("GET", p, nil, "x-api-key", goodKey).status)
+	}
+	if fmt.Sprint(got) != "[200 429]" {
+		t.Errorf("GET /y, /prod/y under the plan's GET /y throttle of burst 1: got %v, want [200 429]", got)
+	}
+}

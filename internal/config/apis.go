@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/textproto"
 	"slices"
 	"strings"
@@ -87,8 +88,14 @@ func (v *validator) apis() {
 		}
 		for _, typ := range sortedKeys(api.GatewayResponses) {
 			gr := api.GatewayResponses[typ]
-			if v.cfg.GatewayResponses[typ] != nil {
-				v.add(line, "%s: gateway response %s is also set %s; set it in one place", obj, typ, v.gatewayResponseOrigin[typ])
+			if prev := v.cfg.GatewayResponses[typ]; prev != nil {
+				// Several stages of one definition (several apis: entries
+				// naming it) bring the same responses: one is enough.
+				// Gateway responses apply gateway-wide, so different
+				// ones clash.
+				if prev.Status != gr.Status || prev.Body != gr.Body || !maps.Equal(prev.Headers, gr.Headers) {
+					v.add(line, "%s: gateway response %s is also set %s, differently; gateway responses apply to the whole gateway: set it in one place", obj, typ, v.gatewayResponseOrigin[typ])
+				}
 				continue
 			}
 			if v.cfg.GatewayResponses == nil {

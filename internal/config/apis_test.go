@@ -287,8 +287,31 @@ func TestAPIsGatewayResponses(t *testing.T) {
 
 	both := writeConfig(t, good+"gateway_responses:\n  THROTTLED: {status: 429}\n"+apis)
 	writeDefinition(t, both, "pets.yaml", def)
-	want := `drawbridge.yaml:14: apis[0] (pets.yaml): gateway response THROTTLED is also set under gateway_responses: at line 12; set it in one place`
+	want := `drawbridge.yaml:14: apis[0] (pets.yaml): gateway response THROTTLED is also set under gateway_responses: at line 12, differently; gateway responses apply to the whole gateway: set it in one place`
 	if got := problems(t, both, noEnv); !slices.Contains(got, want) {
 		t.Errorf("problems %q; want %q", got, want)
+	}
+
+	// README's recipe: several stages are several apis: entries naming the
+	// same file, which brings the same gateway responses each time.
+	stages := writeConfig(t, good+`apis:
+  - openapi: pets.yaml
+    stage: prod
+    stage_variables: {host: pets.example.com}
+    upstreams: {pets.example.com: onprem}
+    base_paths: [/prod]
+  - openapi: pets.yaml
+    stage: test
+    stage_variables: {host: pets.example.com}
+    upstreams: {pets.example.com: onprem}
+    base_paths: [/test]
+`)
+	writeDefinition(t, stages, "pets.yaml", def)
+	cfg, err = load(stages, noEnv)
+	if err != nil {
+		t.Fatalf("load of two stages of one definition: %v", err)
+	}
+	if g := cfg.GatewayResponses["THROTTLED"]; g == nil || g.Status != 503 {
+		t.Errorf("THROTTLED = %+v; want the definition's", g)
 	}
 }

@@ -323,6 +323,29 @@ paths:
 	}
 }
 
+// TestExportPolicyRefusesWhatIAMCannotSay: routes whose ip rules a
+// resource policy cannot give them, since its resources match across
+// routes, fail the export instead of being opened or closed.
+func TestExportPolicyRefusesWhatIAMCannotSay(t *testing.T) {
+	t.Parallel()
+	ups := []Upstream{{Name: "b", Key: "b.example.com", Target: "https://b.example.com:443"}}
+	api := &API{Upstreams: ups, Routes: []Route{
+		{Method: "ANY", Path: "/{proxy+}", Upstream: "b"},
+		{Method: "GET", Path: "/admin", Upstream: "b", IP: &IPRules{Allow: []string{"10.0.0.0/8"}}},
+	}}
+	if _, err := Export(api); err == nil || !strings.Contains(err.Error(), "the ip rules of GET /admin cannot be written as a resource policy") {
+		t.Errorf("Export = %v; want the routes named", err)
+	}
+	api.Routes[0].IP = &IPRules{Allow: []string{"10.0.0.0/8"}}
+	out, err := Export(api)
+	if err != nil {
+		t.Fatalf("Export with the same rules on both: %v", err)
+	}
+	if !strings.Contains(string(out), "x-amazon-apigateway-policy:") || !strings.Contains(string(out), "10.0.0.0/8") {
+		t.Errorf("Export wrote no policy:\n%s", out)
+	}
+}
+
 // TestExportRoundTrip: import → export → import gives the same routes and
 // upstreams, for every fixture that imports.
 func TestExportRoundTrip(t *testing.T) {
@@ -334,6 +357,8 @@ func TestExportRoundTrip(t *testing.T) {
 		{"proxy-swagger2.json", Options{StageVariables: map[string]string{"vpcLinkId": "vl-abc"}, Upstreams: map[string]string{"vl-abc": "orders"}}},
 		{"lambda-oas31.yaml", Options{SkipUnsupported: true}},
 		{"external-ref.yaml", Options{}},
+		{"policy-oas30.yaml", Options{Stage: "prod"}},
+		{"policy-proxy-deny.yaml", Options{Stage: "prod"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -446,3 +446,52 @@ plans:
 		t.Errorf("GET /y, /prod/y under the plan's GET /y throttle of burst 1: got %v, want [200 429]", got)
 	}
 }
+
+// TestAPIsStatusMapWithoutDefault: a backend status no integration
+// response matches, with no default, is answered as API Gateway does: 500
+// Internal server error, not the backend's answer.
+func TestAPIsStatusMapWithoutDefault(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "nodefault.yaml")
+	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      x-amazon-apigateway-integration:
+        type: http
+        httpMethod: GET
+        uri: "https://b.example.com/x"
+        responses:
+          "4\\d{2}": {statusCode: "400"}
+          "200": {statusCode: "200"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    upstreams: {b.example.com: onprem}
+store: {type: memory}
+`, rb.url, rb.pin, def))
+	tests := []struct {
+		backendStatus string
+		status        int
+		body          string
+	}{
+		{"200", 200, "backend"},
+		{"404", 400, "backend"},
+		{"503", 500, `{"message": "Internal server error"}`},
+	}
+	for _, tc := range tests {
+		got := h.do("GET", "/x", nil, "X-Want-Status", tc.backendStatus)
+		if got.status != tc.status || got.body != tc.body {
+			t.Errorf("backend %s: got %d %s, want %d %s", tc.backendStatus, got.status, got.body, tc.status, tc.body)
+		}
+	}
+}

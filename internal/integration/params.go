@@ -108,7 +108,9 @@ func parseOne(key, src string) (Mapping, string) {
 // integration: selection patterns (regular expressions matched against
 // the whole backend status, such as "4\\d{2}") to the status the partner
 // gets, and "default" for the rest. Without "default" an unmatched status
-// passes through. Patterns are tried in sorted order; API Gateway
+// maps to 0: API Gateway then answers 500 Internal server error ("No
+// match for output mapping and no default output mapping configured"),
+// and so does the proxy. Patterns are tried in sorted order; API Gateway
 // requires that they do not overlap.
 func StatusMap(m map[string]int) (func(int) int, []string) {
 	if len(m) == 0 {
@@ -153,10 +155,7 @@ func StatusMap(m map[string]int) (func(int) int, []string) {
 				return r.status
 			}
 		}
-		if def != 0 {
-			return def
-		}
-		return status
+		return def // 0 when there is no default
 	}, nil
 }
 

@@ -130,3 +130,32 @@ func TestCheckHeaderAndStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplatePrepared: a body template is split once, when the
+// middleware is built, and renders as the variables say; the longer
+// $context.error.messageString is never read as ...message + "String".
+func TestTemplatePrepared(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ body, want string }{
+		{`{"m": $context.error.messageString}`, `{"m": "Too \"Many\""}`},
+		{`$context.error.message|$context.error.messageString`, `Too "Many"|"Too \"Many\""`},
+		{`$context.requestId$context.error.responseType$`, `req-1THROTTLED$`},
+		{`$context.unknown $ $$context.requestId`, `$context.unknown $ $req-1`},
+		{`no variables`, `no variables`},
+	}
+	for _, tc := range tests {
+		c := &Custom{Body: tc.body}
+		h := Customs{Throttled: c}.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			WriteMessage(w, Throttled, `Too "Many"`)
+		}))
+		if c.body == nil {
+			t.Errorf("%q: not split when the middleware was built", tc.body)
+		}
+		rec := httptest.NewRecorder()
+		rec.Header().Set("X-Amzn-Requestid", "req-1")
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Body.String() != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.body, rec.Body, tc.want)
+		}
+	}
+}

@@ -129,6 +129,25 @@ func TestMapperOverridesPartnerValues(t *testing.T) {
 	}
 }
 
+// TestMapperKeepsRawQuery: with no query mapping, the partner's query
+// reaches the backend byte for byte (url.Values.Encode would sort it and
+// drop pairs with ';').
+func TestMapperKeepsRawQuery(t *testing.T) {
+	t.Parallel()
+	params, _ := ParseParameters(map[string]string{"integration.request.header.X-A": "method.request.querystring.a"})
+	var got *http.Request
+	h := New(Options{Parameters: params}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r }))
+	const raw = "z=1&b=x;y&a=%41&a=2"
+	req := httptest.NewRequest("GET", "/q?"+raw, nil)
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	if got == nil || got.URL.RawQuery != raw || got.Header.Get("X-A") != "A" {
+		t.Fatalf("backend request %v", got)
+	}
+	if req.Header.Get("X-A") != "" {
+		t.Errorf("the partner's request was changed: %v", req.Header)
+	}
+}
+
 // TestMapperRefusesInvalidHeaderValues: a partner's line break, decoded
 // from the query or path into a mapped header, is the partner's mistake:
 // 400, and the backend is not called.

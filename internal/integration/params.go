@@ -173,12 +173,24 @@ func New(opts Options, next http.Handler) http.Handler {
 	if len(opts.Parameters) == 0 && opts.Method == "" {
 		return next
 	}
-	return &mapper{opts: opts, next: next}
+	m := &mapper{opts: opts, next: next}
+	for _, p := range opts.Parameters {
+		if p.TargetKind == "header" {
+			m.headerTargets = true
+		} else {
+			m.queryTargets = append(m.queryTargets, p.TargetName)
+		}
+	}
+	return m
 }
 
 type mapper struct {
 	opts Options
 	next http.Handler
+	// headerTargets and queryTargets say what the mappings change, so
+	// that only that is copied.
+	headerTargets bool
+	queryTargets  []string
 }
 
 // ServeHTTP sends the backend a copy of r with every mapped target set
@@ -187,19 +199,24 @@ type mapper struct {
 // from elsewhere) must never come from the partner, even when the
 // mapping's source is absent.
 func (m *mapper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// A copy: the access log and metrics keep the partner's request.
-	out := r.Clone(r.Context())
+	// A copy of what changes: the access log and metrics keep the
+	// partner's request.
+	out := r.WithContext(r.Context())
 	if m.opts.Method != "" {
 		out.Method = m.opts.Method
 	}
-	var query url.Values // the partner's, parsed once when a mapping reads it
-	var queryTargets []string
+	if m.headerTargets {
+		out.Header = r.Header.Clone()
+	}
+	if len(m.queryTargets) > 0 {
+		u := *r.URL
+		out.URL = &u
+	}
+	var query url.Values  // the partner's, parsed once when a mapping reads it
 	var querySet []string // escaped name=value pairs to append
 	for _, p := range m.opts.Parameters {
 		if p.TargetKind == "header" {
 			out.Header.Del(p.TargetName)
-		} else {
-			queryTargets = append(queryTargets, p.TargetName)
 		}
 	}
 	for _, p := range m.opts.Parameters {
@@ -222,8 +239,8 @@ func (m *mapper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			querySet = append(querySet, url.QueryEscape(p.TargetName)+"="+url.QueryEscape(val))
 		}
 	}
-	if len(queryTargets) > 0 {
-		out.URL.RawQuery = rewriteQuery(r.URL.RawQuery, queryTargets, querySet)
+	if len(m.queryTargets) > 0 {
+		out.URL.RawQuery = rewriteQuery(r.URL.RawQuery, m.queryTargets, querySet)
 	}
 	m.next.ServeHTTP(w, out)
 }

@@ -495,3 +495,56 @@ store: {type: memory}
 		}
 	}
 }
+
+// TestAPIsReloadKeepsServingOnBrokenDefinition: a definition under apis:
+// that became broken fails the reload, and the old config serves on; once
+// fixed, the next reload applies it.
+func TestAPIsReloadKeepsServingOnBrokenDefinition(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "api.yaml")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(def, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const head = "openapi: 3.0.1\ninfo: {title: t, version: \"1\"}\npaths:\n"
+	const a = "  /a:\n    get:\n      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: \"https://b.example.com/a\"}\n"
+	const b = "  /b:\n    get:\n      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: \"https://b.example.com/b\"}\n"
+	write(head + a)
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    upstreams: {b.example.com: onprem}
+store: {type: memory}
+`, rb.url, rb.pin, def))
+	if got := h.get("/a"); got.status != 200 {
+		t.Fatalf("GET /a: got %d, want 200", got.status)
+	}
+	broken := []struct{ desc, text, want string }{
+		{"not YAML", "{[", "not JSON or YAML"},
+		{"a Lambda method", head + a + "  /c:\n    get:\n      x-amazon-apigateway-integration: {type: aws_proxy, httpMethod: POST, uri: \"arn:aws:apigateway:eu-west-1:lambda:path/f\"}\n", "aws_proxy"},
+		{"gone", "", "not an OpenAPI definition"},
+	}
+	for _, tc := range broken {
+		write(tc.text)
+		if err := h.g.Reload(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Reload with the definition %s: got %v, want an error containing %q", tc.desc, err, tc.want)
+		}
+		if got := h.get("/a"); got.status != 200 {
+			t.Errorf("after a failed reload (%s): GET /a got %d, want the old config serving", tc.desc, got.status)
+		}
+	}
+	write(head + a + b)
+	if err := h.g.Reload(); err != nil {
+		t.Fatalf("Reload with the definition fixed: %v", err)
+	}
+	if got := h.get("/b"); got.status != 200 {
+		t.Errorf("after reload: GET /b got %d, want 200", got.status)
+	}
+}

@@ -181,6 +181,7 @@ func (im *importer) run() {
 				im.warn(loc{line: originLine(item.Origin), path: path}, "%s is not supported here; ignored", k)
 			}
 		}
+		first := len(im.api.Routes)
 		for _, method := range methodOrder {
 			op := ops[method]
 			if op == nil {
@@ -199,9 +200,16 @@ func (im *importer) run() {
 				}
 			}
 			if r, ok := im.operation(l, item, op); ok {
-				im.api.Routes = append(im.api.Routes, r)
+				rs, ok := im.splitAny(l, r, ops)
+				if ok {
+					im.api.Routes = append(im.api.Routes, rs...)
+				}
 			}
 		}
+		// In method order, an ANY route's split methods included.
+		slices.SortStableFunc(im.api.Routes[first:], func(a, b Route) int {
+			return slices.Index(methodOrder, a.Method) - slices.Index(methodOrder, b.Method)
+		})
 		for m := range ops {
 			if !slices.Contains(methodOrder, m) {
 				im.fail(loc{line: originLine(item.Origin), path: path, method: m}, "method %s is not supported", m)
@@ -504,6 +512,42 @@ func (im *importer) operation(l loc, item *openapi3.PathItem, op *openapi3.Opera
 		r.IP = ip
 	}
 	return r, true
+}
+
+// splitAny returns an ANY route as routes of its own methods when the
+// resource policy treats its methods differently (an Allow on
+// prod/GET/*): ip rules apply to a whole route, and one ANY route would
+// have to deny every method. Methods the path declares itself are left
+// to their own routes, as API Gateway prefers them over ANY.
+func (im *importer) splitAny(l loc, r Route, ops map[string]*openapi3.Operation) ([]Route, bool) {
+	if r.Method != "ANY" || im.policy == nil {
+		return []Route{r}, true
+	}
+	rules := make([]*IPRules, len(anyMethods))
+	same := true
+	for i, m := range anyMethods {
+		ip, err := routeIPRules(im.policy, im.policyStage, m, r.Path)
+		if err != nil {
+			im.fail(l, "%s: %v", extPolicy, err)
+			return nil, false
+		}
+		rules[i] = ip
+		same = same && sameRules(ip, rules[0])
+	}
+	if same {
+		r.IP = rules[0]
+		return []Route{r}, true
+	}
+	var out []Route
+	for i, m := range anyMethods {
+		if ops[m] != nil {
+			continue
+		}
+		one := r
+		one.Method, one.IP = m, rules[i]
+		out = append(out, one)
+	}
+	return out, true
 }
 
 // security reports whether op requires an API key. Authorizers and IAM

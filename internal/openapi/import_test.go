@@ -359,6 +359,7 @@ func TestExportRoundTrip(t *testing.T) {
 		{"external-ref.yaml", Options{}},
 		{"policy-oas30.yaml", Options{Stage: "prod"}},
 		{"policy-proxy-deny.yaml", Options{Stage: "prod"}},
+		{"policy-any-split.yaml", Options{Stage: "prod"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -505,6 +506,9 @@ func TestPolicyFixtures(t *testing.T) {
 		{"policy-param-deny.yaml", "prod", `{"ANY /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]},"GET /orders":null,"GET /orders/{id}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]}}`},
 		{"policy-short-arn.yaml", "prod", `{"GET /secret":{"Allow":null,"Deny":["192.0.2.0/24"]}}`},
 		{"policy-not-resource.yaml", "prod", `unknown field "NotResource"`},
+		// An ANY route whose methods the policy treats differently is
+		// split; the path's own PUT keeps its route.
+		{"policy-any-split.yaml", "prod", `{"DELETE /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]},"GET /{proxy+}":null,"HEAD /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]},"OPTIONS /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]},"PATCH /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]},"POST /{proxy+}":{"Allow":["10.0.0.0/8"],"Deny":null},"PUT /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]}}`},
 		{"policy-stages.yaml", "", "names stages prod, test; give the stage being imported"},
 		{"policy-stages.yaml", "prod", `{"GET /orders":{"Allow":["10.0.0.0/8"],"Deny":null}}`},
 		{"policy-stages.yaml", "test", `{"GET /orders":null}`},

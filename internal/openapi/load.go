@@ -212,20 +212,35 @@ func (rr refReader) readRegular(rel string) ([]byte, error) {
 }
 
 // checkNesting refuses documents nested deeper than maxNesting, without
-// recursion (the point is not to overflow anything).
+// recursion (the point is not to overflow anything). Aliases are followed,
+// since a decoder expands them: each level of a chain of anchors can nest
+// the previous one. A node already checked at the same depth or deeper is
+// not checked again, so a document aliasing one anchor many times (a
+// "billion laughs") costs at most maxNesting visits per node.
 func checkNesting(root *yaml.Node) error {
 	type item struct {
 		n     *yaml.Node
 		depth int
 	}
+	seen := map[*yaml.Node]int{}
 	stack := []item{{root, 0}}
 	for len(stack) > 0 {
 		it := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if it.depth > maxNesting {
-			return fmt.Errorf("line %d: nested more than %d levels deep; a real API model is not", it.n.Line, maxNesting)
+			return fmt.Errorf("line %d: nested more than %d levels deep (aliases expanded); a real API model is not", it.n.Line, maxNesting)
 		}
+		if d, ok := seen[it.n]; ok && d >= it.depth {
+			continue
+		}
+		seen[it.n] = it.depth
 		for _, c := range it.n.Content {
+			if c.Kind == yaml.AliasNode {
+				if c.Alias == nil {
+					continue
+				}
+				c = c.Alias
+			}
 			d := it.depth
 			if c.Kind == yaml.MappingNode || c.Kind == yaml.SequenceNode {
 				d++

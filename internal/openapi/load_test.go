@@ -1,10 +1,13 @@
 package openapi
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // refDefinition is a definition whose body model is a $ref to ref.
@@ -70,5 +73,41 @@ func TestRefsConfined(t *testing.T) {
 				t.Errorf("Import($ref %s) inlined the secret", tc.ref)
 			}
 		})
+	}
+}
+
+// TestNestingThroughAliases: anchors nesting each other count at their
+// expanded depth, and many aliases of one anchor are checked once each.
+func TestNestingThroughAliases(t *testing.T) {
+	t.Parallel()
+	nested := func(depth int, inner string) string {
+		return strings.Repeat("[", depth) + inner + strings.Repeat("]", depth)
+	}
+	var deep strings.Builder
+	deep.WriteString("openapi: 3.0.3\ninfo: {title: A, version: '1'}\nx-deep:\n")
+	fmt.Fprintf(&deep, "  k0: &a0 %s\n", nested(40, "0"))
+	for i := 1; i < 5; i++ {
+		fmt.Fprintf(&deep, "  k%d: &a%d %s\n", i, i, nested(40, fmt.Sprintf("*a%d", i-1)))
+	}
+	deep.WriteString("paths: {/a: {get: {x-amazon-apigateway-integration: {type: mock}}}}\n")
+	def := filepath.Join(t.TempDir(), "alias.yaml")
+	writeFile(t, def, deep.String())
+	if _, err := Import(def, Options{}); err == nil || !strings.Contains(err.Error(), "nested more than 64 levels deep (aliases expanded)") {
+		t.Errorf("Import(anchors nesting anchors) = %v; want the nesting refused", err)
+	}
+
+	// Ten anchors each aliasing the previous one ten times: 10^10 nodes
+	// expanded, 100 aliases to check.
+	var wide strings.Builder
+	wide.WriteString("a0: &a0 [x]\n")
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&wide, "a%d: &a%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 10), ", "))
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(wide.String()), &root); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkNesting(&root); err != nil {
+		t.Errorf("checkNesting(wide aliases, 11 levels) = %v; want nil", err)
 	}
 }

@@ -128,6 +128,11 @@ func loadSwagger2(data []byte, loader *openapi3.Loader, location *url.URL) (*ope
 }
 
 func readLimited(path string) ([]byte, error) {
+	// Checked before opening: opening a FIFO would block (a reload
+	// holding its lock, and shutdown waiting on it).
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

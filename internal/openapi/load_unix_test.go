@@ -33,4 +33,22 @@ func TestRefToFIFODoesNotBlock(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Import($ref to a FIFO) still blocked after 30s")
 	}
+
+	// The definition itself.
+	fifo := filepath.Join(dir, "def-fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, err := Import(fifo, Options{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("Import(a FIFO) = %v; want not a regular file", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Import(a FIFO) still blocked after 30s")
+	}
 }

@@ -31,6 +31,7 @@ type policy struct {
 
 type statement struct {
 	Sid       string
+	Version   string
 	Effect    string
 	Principal any
 	Action    stringList

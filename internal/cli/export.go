@@ -36,7 +36,7 @@ mock), request parameters, validators, API keys, timeouts.
 
 Each upstream appears as the host[:port] of its first target; map it back
 with apis: upstreams: or --upstream when importing. Route settings with no
-API Gateway equivalent here (host, throttle, ip, cors, client_cert) are
+API Gateway equivalent here (host, throttle, cors, client_cert) are
 left out and listed on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -79,7 +79,7 @@ func apiOfConfig(cfg *config.Config) (*openapi.API, []string) {
 		for _, set := range []struct {
 			on   bool
 			name string
-		}{{rc.Host != "", "host"}, {rc.Throttle != nil, "throttle"}, {rc.IP != nil, "ip"}, {rc.CORS != nil, "cors"}, {rc.ClientCert != "", "client_cert"}} {
+		}{{rc.Host != "", "host"}, {rc.Throttle != nil, "throttle"}, {rc.CORS != nil, "cors"}, {rc.ClientCert != "", "client_cert"}} {
 			if set.on {
 				notes = append(notes, fmt.Sprintf("route %q: %s", rc.Name, set.name))
 			}
@@ -88,6 +88,10 @@ func apiOfConfig(cfg *config.Config) (*openapi.API, []string) {
 			r := openapi.Route{Method: m, Path: rc.Path, Upstream: rc.Upstream, UpstreamPath: rc.UpstreamPath,
 				UpstreamMethod: rc.UpstreamMethod, Timeout: rc.Timeout.D(), APIKeyRequired: rc.APIKeyRequired,
 				RequestParameters: rc.RequestParameters, StatusMap: rc.StatusMap}
+			if rc.IP != nil {
+				// Exported as x-amazon-apigateway-policy.
+				r.IP = &openapi.IPRules{Allow: rc.IP.Allow, Deny: rc.IP.Deny}
+			}
 			if rc.Timeout.D() == config.DefaultRouteTimeout {
 				r.Timeout = 0 // the default on both sides
 			}

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -222,9 +224,40 @@ type fragmentMock struct {
 	Headers map[string]string `yaml:"headers,omitempty"`
 }
 
-// yamlScalar writes s as a YAML scalar, quoted when it needs to be.
+// yamlScalar writes s as a YAML scalar on one line, quoted when it needs
+// to be: double-quoted with escapes when it spans lines, since a block
+// scalar would need the indentation of where it is written.
 func yamlScalar(s string) string {
-	return strings.TrimSuffix(string(marshalIndented(s, "")), "\n")
+	if !strings.ContainsFunc(s, unsafeInComment) {
+		return strings.TrimSuffix(string(marshalIndented(s, "")), "\n")
+	}
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Style: yaml.DoubleQuotedStyle, Value: s}
+	return strings.TrimSuffix(string(marshalIndented(n, "")), "\n")
+}
+
+// unsafeInComment reports whether r would end a YAML comment line or
+// hide what follows it in a terminal.
+func unsafeInComment(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == '\u0085'
+}
+
+// commentSafe is s fit for a "# ..." line of the fragment: a definition's
+// text (warnings quote it) must not be able to end the comment and
+// inject config. Control characters are written as Go escapes.
+func commentSafe(s string) string {
+	if !strings.ContainsFunc(s, unsafeInComment) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unsafeInComment(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // renderFragment writes api as config YAML, with comments saying where it
@@ -235,16 +268,16 @@ func renderFragment(api *openapi.API, f importFlags, targets map[string]string) 
 	if api.Title != "" {
 		title = fmt.Sprintf(" (%q)", api.Title)
 	}
-	fmt.Fprintf(&b, "# Imported from %s%s by drawbridge import openapi.\n", api.File, title)
+	fmt.Fprintf(&b, "# Imported from %s%s by drawbridge import openapi.\n", commentSafe(api.File), title)
 	if f.stage != "" {
-		fmt.Fprintf(&b, "# Stage %s.\n", f.stage)
+		fmt.Fprintf(&b, "# Stage %s.\n", commentSafe(f.stage))
 	}
 	b.WriteString("# Merge into a config with listeners:, give each upstream its tls: pins or ca,\n# then check it with drawbridge validate -c FILE.\n")
 	for _, w := range api.Warnings {
-		fmt.Fprintf(&b, "# warning: %s\n", w.String())
+		fmt.Fprintf(&b, "# warning: %s\n", commentSafe(w.String()))
 	}
 	for _, s := range api.Skipped {
-		fmt.Fprintf(&b, "# skipped: %s\n", s.String())
+		fmt.Fprintf(&b, "# skipped: %s\n", commentSafe(s.String()))
 	}
 	if len(api.Upstreams) > 0 {
 		// Written by hand for the comment where the pins go.
@@ -260,7 +293,7 @@ func renderFragment(api *openapi.API, f importFlags, targets map[string]string) 
 				fmt.Fprintf(&b, "      server_name: %s\n", yamlScalar(u.ServerName))
 				pin += " --server-name " + u.ServerName
 			}
-			fmt.Fprintf(&b, "      # pins: [sha256/...]   # run: %s\n", pin)
+			fmt.Fprintf(&b, "      # pins: [sha256/...]   # run: %s\n", commentSafe(pin))
 		}
 	}
 	if len(api.GatewayResponses) > 0 {

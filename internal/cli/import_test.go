@@ -162,3 +162,72 @@ func TestImportOpenAPIOutputFile(t *testing.T) {
 		}
 	}
 }
+
+// TestImportOpenAPIFragmentInjection: a definition's text cannot end a
+// comment of the fragment and add config of its own.
+func TestImportOpenAPIFragmentInjection(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	def := filepath.Join(dir, "evil.yaml")
+	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+info: {title: t, version: "1"}
+paths:
+  /a:
+    get:
+      "x-amazon-apigateway-evil\nlisteners: [{name: evil}]\r\n#": 1
+      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: "https://b.example.com/a"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, "import", "openapi", def)
+	if res.code != 0 {
+		t.Fatalf("import openapi: exit %d\n%s", res.code, res.stderr)
+	}
+	var got map[string]any
+	if err := yaml.Unmarshal([]byte(res.stdout), &got); err != nil {
+		t.Fatalf("the fragment is not YAML: %v\n%s", err, res.stdout)
+	}
+	if _, ok := got["listeners"]; ok {
+		t.Errorf("the definition added listeners: to the fragment:\n%s", res.stdout)
+	}
+	if !strings.Contains(res.stdout, `x-amazon-apigateway-evil\nlisteners`) {
+		t.Errorf("the warning does not show the escaped name:\n%s", res.stdout)
+	}
+
+	sni := filepath.Join(dir, "sni.yaml")
+	if err := os.WriteFile(sni, []byte(`openapi: 3.0.1
+info: {title: t, version: "1"}
+paths:
+  /a:
+    get:
+      x-amazon-apigateway-integration:
+        type: http_proxy
+        httpMethod: GET
+        uri: "https://b.example.com/a"
+        tlsConfig: {serverNameToVerify: "b.internal\nlisteners: []"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := run(t, "import", "openapi", sni); res.code != 1 || !strings.Contains(res.stderr, "serverNameToVerify \"b.internal\\nlisteners: []\" has spaces or control characters") {
+		t.Errorf("import of a multi-line server name: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+// TestYAMLScalarNested: a scalar written inside nesting stays valid YAML
+// whatever it holds.
+func TestYAMLScalarNested(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"plain", "two\nlines", "cr\rhere", "tab\tand: colon", "# hash", "'quote\"", "nul\x00"} {
+		doc := "a:\n  b:\n    c: " + yamlScalar(s) + "\n"
+		var got struct {
+			A struct{ B struct{ C string } }
+		}
+		if err := yaml.Unmarshal([]byte(doc), &got); err != nil {
+			t.Errorf("yamlScalar(%q) nested: %v\n%s", s, err, doc)
+			continue
+		}
+		if got.A.B.C != s {
+			t.Errorf("yamlScalar(%q) nested reads back %q", s, got.A.B.C)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/textproto"
 	"slices"
 	"strings"
@@ -87,8 +88,14 @@ func (v *validator) apis() {
 		}
 		for _, typ := range sortedKeys(api.GatewayResponses) {
 			gr := api.GatewayResponses[typ]
-			if v.cfg.GatewayResponses[typ] != nil {
-				v.add(line, "%s: gateway response %s is also set %s; set it in one place", obj, typ, v.gatewayResponseOrigin[typ])
+			if prev := v.cfg.GatewayResponses[typ]; prev != nil {
+				// Several stages of one definition (several apis: entries
+				// naming it) bring the same responses: one is enough.
+				// Gateway responses apply gateway-wide, so different
+				// ones clash.
+				if prev.Status != gr.Status || prev.Body != gr.Body || !maps.Equal(prev.Headers, gr.Headers) {
+					v.add(line, "%s: gateway response %s is also set %s, differently; gateway responses apply to the whole gateway: set it in one place", obj, typ, v.gatewayResponseOrigin[typ])
+				}
 				continue
 			}
 			if v.cfg.GatewayResponses == nil {
@@ -121,6 +128,8 @@ func (v *validator) apis() {
 			for _, r := range api.Routes {
 				rc := v.importedRoute(r, line)
 				rc.Path = openapi.JoinBasePath(base, r.Path)
+				rc.LimitID = fmt.Sprintf("apis[%d] %s %s %s", i, a.Stage, r.Method, r.Path)
+				rc.PlanPath = r.Path
 				if a.Throttle != nil {
 					t := *a.Throttle
 					rc.Throttle = &t
@@ -199,12 +208,12 @@ func (v *validator) apiRoute(r *Route, obj string, tmpl template, pathOK bool) {
 		switch {
 		case !v.set(&m.Status):
 			m.Status = 200
-		case m.Status < 100 || m.Status > 599:
-			v.add(v.line(&m.Status, m.Line), "%s: mock.status must be an HTTP status from 100 to 599, got %d", obj, m.Status)
+		case gwresponse.CheckStatus(m.Status) != nil:
+			v.add(v.line(&m.Status, m.Line), "%s: mock.status: %v", obj, gwresponse.CheckStatus(m.Status))
 		}
 		for _, k := range sortedKeys(m.Headers) {
-			if !validHeaderName(k) {
-				v.add(v.line(&m.Headers, m.Line), "%s: mock.headers: %q is not a valid header name", obj, k)
+			if err := gwresponse.CheckHeader(k, m.Headers[k]); err != nil {
+				v.add(v.line(&m.Headers, m.Line), "%s: mock.headers: %v", obj, err)
 			}
 		}
 	}
@@ -290,12 +299,12 @@ func (v *validator) gatewayResponses() {
 			v.add(line, "%s: not an API Gateway response type; one of %s", obj, strings.Join(names, ", "))
 			continue
 		}
-		if g.Status != 0 && (g.Status < 100 || g.Status > 599) {
-			v.add(v.line(&g.Status, line), "%s: status must be an HTTP status from 100 to 599, got %d", obj, g.Status)
+		if g.Status != 0 && gwresponse.CheckStatus(g.Status) != nil {
+			v.add(v.line(&g.Status, line), "%s: status: %v", obj, gwresponse.CheckStatus(g.Status))
 		}
 		for _, k := range sortedKeys(g.Headers) {
-			if !validHeaderName(k) {
-				v.add(v.line(&g.Headers, line), "%s: headers: %q is not a valid header name", obj, k)
+			if err := gwresponse.CheckHeader(k, g.Headers[k]); err != nil {
+				v.add(v.line(&g.Headers, line), "%s: headers: %v", obj, err)
 			}
 		}
 	}

@@ -25,9 +25,17 @@ func TestAPIRouteProblems(t *testing.T) {
 		{"mock with upstream", route("    mock: {status: 200}\n"),
 			`drawbridge.yaml:10: route "ANY /orders/{id}": a route with mock answers itself; remove upstream, or remove mock to forward`},
 		{"mock status out of range", mockRoute("    mock: {status: 700}\n"),
-			`drawbridge.yaml:10: route "ANY /orders/{id}": mock.status must be an HTTP status from 100 to 599, got 700`},
+			`drawbridge.yaml:10: route "ANY /orders/{id}": mock.status: 700 is not a final HTTP status; want 200 to 599`},
 		{"mock bad header", mockRoute("    mock:\n      headers: {\"bad header\": x}\n"),
 			`drawbridge.yaml:11: route "ANY /orders/{id}": mock.headers: "bad header" is not a valid header name`},
+		{"mock informational status", mockRoute("    mock: {status: 101}\n"),
+			`drawbridge.yaml:10: route "ANY /orders/{id}": mock.status: 101 is not a final HTTP status; want 200 to 599`},
+		{"mock framing header", mockRoute("    mock:\n      headers: {Content-Length: \"2\"}\n"),
+			`drawbridge.yaml:11: route "ANY /orders/{id}": mock.headers: Content-Length cannot be set: it frames the response on the connection, which the server does`},
+		{"mock header value with a line break", mockRoute("    mock:\n      headers: {X-A: \"a\\r\\nX-B: b\"}\n"),
+			`drawbridge.yaml:11: route "ANY /orders/{id}": mock.headers: X-A: value "a\r\nX-B: b" has control characters`},
+		{"status_map informational status", route("    status_map: {default: 100}\n"),
+			`drawbridge.yaml:11: route "ANY /orders/{id}": status_map "default": 100 is not a final HTTP status; want 200 to 599`},
 		{"mock with upstream_path", mockRoute("    mock: {}\n    upstream_path: /x\n"),
 			`drawbridge.yaml:9: route "ANY /orders/{id}": upstream_path has no effect on a mock route (there is no backend request)`},
 		{"mock wrong type", mockRoute("    mock: yes\n"),
@@ -39,15 +47,21 @@ func TestAPIRouteProblems(t *testing.T) {
 		{"request_parameters path target", route("    request_parameters: {integration.request.path.x: method.request.path.id}\n"),
 			`drawbridge.yaml:11: route "ANY /orders/{id}": request_parameters "integration.request.path.x": path parameters are mapped by upstream_path, e.g. upstream_path: /items/{id}`},
 		{"request_parameters smuggling header", route("    request_parameters: {integration.request.header.Content-Length: \"'0'\"}\n"),
-			`drawbridge.yaml:11: route "ANY /orders/{id}": request_parameters "integration.request.header.Content-Length": header Content-Length cannot be mapped (it belongs to the connection, not the request)`},
-		{"request_parameters bad source", route("    request_parameters: {integration.request.header.X: context.requestId}\n"),
-			`drawbridge.yaml:11: route "ANY /orders/{id}": request_parameters "integration.request.header.X": source "context.requestId": want method.request.header.NAME, method.request.querystring.NAME, method.request.path.NAME or a 'static value'`},
+			`drawbridge.yaml:11: route "ANY /orders/{id}": request_parameters "integration.request.header.Content-Length": header Content-Length cannot be mapped (it belongs to the connection or the proxy, not the request)`},
+		{"request_parameters bad header name", route("    request_parameters: {\"integration.request.header.X-A \": \"'a'\"}\n"),
+			`drawbridge.yaml:11: route "ANY /orders/{id}": request_parameters "integration.request.header.X-A ": "X-A " is not a valid header name`},
+		{"request_parameters literal with a line break", route("    request_parameters: {integration.request.header.X-A: \"'a\\r\\nX-B: b'\"}\n"),
+			`drawbridge.yaml:11: route "ANY /orders/{id}": request_parameters "integration.request.header.X-A": value "a\r\nX-B: b" has control characters; a header cannot carry them`},
+		{"request_parameters proxy header", route("    request_parameters: {integration.request.header.X-Forwarded-Proto: \"'http'\"}\n"),
+			`drawbridge.yaml:11: route "ANY /orders/{id}": request_parameters "integration.request.header.X-Forwarded-Proto": header X-Forwarded-Proto cannot be mapped (it belongs to the connection or the proxy, not the request)`},
+		{"request_parameters bad source", route("    request_parameters: {integration.request.header.X: context.authorizer.principalId}\n"),
+			`drawbridge.yaml:11: route "ANY /orders/{id}": request_parameters "integration.request.header.X": source "context.authorizer.principalId": want method.request.header.NAME, method.request.querystring.NAME, method.request.path.NAME, context.requestId, context.identity.sourceIp or a 'static value'`},
 		{"request_parameters unknown path param", route("    request_parameters: {integration.request.header.X: method.request.path.nope}\n"),
 			`drawbridge.yaml:11: route "ANY /orders/{id}": request_parameters: method.request.path.nope is not a parameter of path "/orders/{id}"`},
 		{"status_map bad pattern", route("    status_map: {\"4(\": 400}\n"),
 			`drawbridge.yaml:11: route "ANY /orders/{id}": status_map "4(": not a regular expression: error parsing regexp: missing closing ): ` + "`^(?:4()$`"},
 		{"status_map bad status", route("    status_map: {default: 1000}\n"),
-			`drawbridge.yaml:11: route "ANY /orders/{id}": status_map "default": 1000 is not an HTTP status`},
+			`drawbridge.yaml:11: route "ANY /orders/{id}": status_map "default": 1000 is not a final HTTP status; want 200 to 599`},
 		{"status_map on a mock", mockRoute("    mock: {}\n    status_map: {default: 200}\n"),
 			`drawbridge.yaml:9: route "ANY /orders/{id}": status_map has no effect on a mock route (there is no backend request)`},
 		{"validate bad header name", route("    validate: {required_headers: [\"a b\"]}\n"),
@@ -61,7 +75,7 @@ func TestAPIRouteProblems(t *testing.T) {
 		{"gateway response unknown type", good + "gateway_responses:\n  SLOW_DOWN: {status: 429}\n",
 			`drawbridge.yaml:12: gateway_responses: SLOW_DOWN: not an API Gateway response type; one of ACCESS_DENIED, API_CONFIGURATION_ERROR, AUTHORIZER_CONFIGURATION_ERROR, AUTHORIZER_FAILURE, BAD_REQUEST_PARAMETERS, BAD_REQUEST_BODY, DEFAULT_4XX, DEFAULT_5XX, EXPIRED_TOKEN, INTEGRATION_FAILURE, INTEGRATION_TIMEOUT, INVALID_API_KEY, INVALID_SIGNATURE, MISSING_AUTHENTICATION_TOKEN, QUOTA_EXCEEDED, REQUEST_TOO_LARGE, RESOURCE_NOT_FOUND, THROTTLED, UNAUTHORIZED, UNSUPPORTED_MEDIA_TYPE, WAF_FILTERED`},
 		{"gateway response bad status", good + "gateway_responses:\n  THROTTLED: {status: 4290}\n",
-			`drawbridge.yaml:12: gateway_responses: THROTTLED: status must be an HTTP status from 100 to 599, got 4290`},
+			`drawbridge.yaml:12: gateway_responses: THROTTLED: status: 4290 is not a final HTTP status; want 200 to 599`},
 		{"gateway response bad header", good + "gateway_responses:\n  THROTTLED:\n    headers: {\"a:b\": x}\n",
 			`drawbridge.yaml:13: gateway_responses: THROTTLED: headers: "a:b" is not a valid header name`},
 		{"gateway response unknown key", good + "gateway_responses:\n  THROTTLED: {template: x}\n",
@@ -273,8 +287,31 @@ func TestAPIsGatewayResponses(t *testing.T) {
 
 	both := writeConfig(t, good+"gateway_responses:\n  THROTTLED: {status: 429}\n"+apis)
 	writeDefinition(t, both, "pets.yaml", def)
-	want := `drawbridge.yaml:14: apis[0] (pets.yaml): gateway response THROTTLED is also set under gateway_responses: at line 12; set it in one place`
+	want := `drawbridge.yaml:14: apis[0] (pets.yaml): gateway response THROTTLED is also set under gateway_responses: at line 12, differently; gateway responses apply to the whole gateway: set it in one place`
 	if got := problems(t, both, noEnv); !slices.Contains(got, want) {
 		t.Errorf("problems %q; want %q", got, want)
+	}
+
+	// README's recipe: several stages are several apis: entries naming the
+	// same file, which brings the same gateway responses each time.
+	stages := writeConfig(t, good+`apis:
+  - openapi: pets.yaml
+    stage: prod
+    stage_variables: {host: pets.example.com}
+    upstreams: {pets.example.com: onprem}
+    base_paths: [/prod]
+  - openapi: pets.yaml
+    stage: test
+    stage_variables: {host: pets.example.com}
+    upstreams: {pets.example.com: onprem}
+    base_paths: [/test]
+`)
+	writeDefinition(t, stages, "pets.yaml", def)
+	cfg, err = load(stages, noEnv)
+	if err != nil {
+		t.Fatalf("load of two stages of one definition: %v", err)
+	}
+	if g := cfg.GatewayResponses["THROTTLED"]; g == nil || g.Status != 503 {
+		t.Errorf("THROTTLED = %+v; want the definition's", g)
 	}
 }

@@ -289,6 +289,13 @@ type Route struct {
 	// Throttle is this route's throttle (API Gateway's stage/method
 	// level): one token bucket shared by all its callers. Nil = none.
 	Throttle *Throttle `yaml:"throttle"`
+	// LimitID names the throttle bucket of a route imported under apis:.
+	// The copies of one method under several base_paths share it: base
+	// paths are more URLs for one stage, not more capacity. "" uses Name.
+	LimitID string `yaml:"-"`
+	// PlanPath is the path usage plans' per-method throttles know the
+	// route by: the definition's path, without a base path. "" uses Path.
+	PlanPath string `yaml:"-"`
 	// ClientCert is "required" to demand a verified client certificate on
 	// this route (the listener must have tls.client_ca), or "" (default).
 	ClientCert string `yaml:"client_cert"`

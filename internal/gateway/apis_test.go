@@ -101,9 +101,9 @@ plans:
 	}{
 		{desc: "http integration maps query and static header", method: "GET", path: "/pets?type=dog&page=2", header: key,
 			status: 200, respBody: "backend",
-			backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "kind=dog&page=2&type=dog", Header: http.Header{"X-Source": {"drawbridge"}}}},
+			backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "type=dog&kind=dog&page=2", Header: http.Header{"X-Source": {"drawbridge"}}}},
 		{desc: "http integration: a lone default response makes every status 200", method: "GET", path: "/pets?type=dog&page=2", header: with("X-Want-Status", "404"),
-			status: 200, respBody: "backend", backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "kind=dog&page=2&type=dog"}},
+			status: 200, respBody: "backend", backend: &seen{Method: "GET", Path: "/api/v1/pets", Query: "type=dog&kind=dog&page=2"}},
 		{desc: "http_proxy: the backend's status passes through", method: "GET", path: "/pets/7", header: []string{"X-Want-Status", "404"},
 			status: 404, respBody: "backend", backend: &seen{Method: "GET", Path: "/api/v1/pets/7"}},
 		{desc: "required query parameter missing", method: "GET", path: "/pets?type=dog", header: key,
@@ -293,5 +293,258 @@ store: {type: memory}
 		if reqs := rb.take(); len(reqs) != wantCalls {
 			t.Errorf("%s: the backend got %d requests, want %d", tc.desc, len(reqs), wantCalls)
 		}
+	}
+}
+
+// TestAPIsMappedHeadersAreTheGateways: headers a definition maps are set
+// by the gateway; a partner's own header of that name never reaches the
+// backend, even when the mapping's source is absent.
+func TestAPIsMappedHeadersAreTheGateways(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "spoof.yaml")
+	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+info: {title: t, version: "1"}
+paths:
+  /s:
+    get:
+      x-amazon-apigateway-integration:
+        type: http
+        httpMethod: GET
+        uri: "https://b.example.com/s"
+        requestParameters:
+          integration.request.header.X-Client-Ip: "context.identity.sourceIp"
+          integration.request.header.X-Request: "context.requestId"
+          integration.request.header.X-Tenant-Id: "method.request.header.x-tenant"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    upstreams: {b.example.com: onprem}
+store: {type: memory}
+`, rb.url, rb.pin, def))
+	got := h.do("GET", "/s", nil, "X-Client-Ip", "10.9.9.9", "X-Tenant-Id", "evil", "X-Request", "spoofed")
+	if got.status != 200 {
+		t.Fatalf("GET /s: got %d %s, want 200", got.status, got.body)
+	}
+	reqs := rb.take()
+	if len(reqs) != 1 {
+		t.Fatalf("the backend got %d requests, want 1", len(reqs))
+	}
+	hd := reqs[0].Header
+	if v := hd.Values("X-Client-Ip"); len(v) != 1 || v[0] != "127.0.0.1" {
+		t.Errorf("backend X-Client-Ip %q, want the partner's address 127.0.0.1", v)
+	}
+	if v := hd.Values("X-Tenant-Id"); len(v) != 0 {
+		t.Errorf("backend X-Tenant-Id %q, want none (the partner sent no x-tenant)", v)
+	}
+	if v, want := hd.Values("X-Request"), got.header.Get("X-Amzn-Requestid"); len(v) != 1 || v[0] != want || want == "" {
+		t.Errorf("backend X-Request %q, want the request id %q", v, want)
+	}
+}
+
+// TestAPIsStatusMapToNoContent: an integration response mapping the
+// backend's status to 204 drops the backend's body instead of breaking
+// the response.
+func TestAPIsStatusMapToNoContent(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "nocontent.yaml")
+	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      x-amazon-apigateway-integration:
+        type: http
+        httpMethod: GET
+        uri: "https://b.example.com/x"
+        responses:
+          default: {statusCode: "204"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    upstreams: {b.example.com: onprem}
+store: {type: memory}
+`, rb.url, rb.pin, def))
+	for range 2 { // the connection stays usable
+		if got := h.get("/x"); got.status != 204 || got.body != "" {
+			t.Errorf("GET /x: got %d %q, want 204 and no body", got.status, got.body)
+		}
+	}
+	if n := len(rb.take()); n != 2 {
+		t.Errorf("the backend got %d requests, want 2", n)
+	}
+}
+
+// TestAPIsBasePathsShareLimits: the base-path copies of one method are
+// one method: they share the stage throttle's bucket, and a plan's
+// per-method throttle, keyed by the definition's path, applies under
+// every base path.
+func TestAPIsBasePathsShareLimits(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "limits.yaml")
+	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+info: {title: t, version: "1"}
+components:
+  securitySchemes:
+    api_key: {type: apiKey, name: x-api-key, in: header}
+paths:
+  /x:
+    get:
+      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: "https://b.example.com/x"}
+  /y:
+    get:
+      security: [{api_key: []}]
+      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: "https://b.example.com/y"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    stage: prod
+    upstreams: {b.example.com: onprem}
+    base_paths: [/, /prod]
+    throttle: {rate: 0.001, burst: 2}
+store: {type: memory}
+plans:
+  gold:
+    methods: {"GET /y": {rate: 0.001, burst: 1}}
+`, rb.url, rb.pin, def))
+	h.addKey("acme", goodKey, "gold")
+	var got []int
+	for _, p := range []string{"/x", "/prod/x", "/x"} {
+		got = append(got, h.get(p).status)
+	}
+	if fmt.Sprint(got) != "[200 200 429]" {
+		t.Errorf("GET /x, /prod/x, /x under a stage throttle of burst 2: got %v, want [200 200 429]", got)
+	}
+	got = nil
+	for _, p := range []string{"/y", "/prod/y"} {
+		got = append(got, h.do("GET", p, nil, "x-api-key", goodKey).status)
+	}
+	if fmt.Sprint(got) != "[200 429]" {
+		t.Errorf("GET /y, /prod/y under the plan's GET /y throttle of burst 1: got %v, want [200 429]", got)
+	}
+}
+
+// TestAPIsStatusMapWithoutDefault: a backend status no integration
+// response matches, with no default, is answered as API Gateway does: 500
+// Internal server error, not the backend's answer.
+func TestAPIsStatusMapWithoutDefault(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "nodefault.yaml")
+	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      x-amazon-apigateway-integration:
+        type: http
+        httpMethod: GET
+        uri: "https://b.example.com/x"
+        responses:
+          "4\\d{2}": {statusCode: "400"}
+          "200": {statusCode: "200"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    upstreams: {b.example.com: onprem}
+store: {type: memory}
+`, rb.url, rb.pin, def))
+	tests := []struct {
+		backendStatus string
+		status        int
+		body          string
+	}{
+		{"200", 200, "backend"},
+		{"404", 400, "backend"},
+		{"503", 500, `{"message": "Internal server error"}`},
+	}
+	for _, tc := range tests {
+		got := h.do("GET", "/x", nil, "X-Want-Status", tc.backendStatus)
+		if got.status != tc.status || got.body != tc.body {
+			t.Errorf("backend %s: got %d %s, want %d %s", tc.backendStatus, got.status, got.body, tc.status, tc.body)
+		}
+	}
+}
+
+// TestAPIsReloadKeepsServingOnBrokenDefinition: a definition under apis:
+// that became broken fails the reload, and the old config serves on; once
+// fixed, the next reload applies it.
+func TestAPIsReloadKeepsServingOnBrokenDefinition(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "api.yaml")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(def, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const head = "openapi: 3.0.1\ninfo: {title: t, version: \"1\"}\npaths:\n"
+	const a = "  /a:\n    get:\n      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: \"https://b.example.com/a\"}\n"
+	const b = "  /b:\n    get:\n      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: \"https://b.example.com/b\"}\n"
+	write(head + a)
+	rb := newRecordingBackend(t)
+	h := startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  onprem:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+    upstreams: {b.example.com: onprem}
+store: {type: memory}
+`, rb.url, rb.pin, def))
+	if got := h.get("/a"); got.status != 200 {
+		t.Fatalf("GET /a: got %d, want 200", got.status)
+	}
+	broken := []struct{ desc, text, want string }{
+		{"not YAML", "{[", "not JSON or YAML"},
+		{"a Lambda method", head + a + "  /c:\n    get:\n      x-amazon-apigateway-integration: {type: aws_proxy, httpMethod: POST, uri: \"arn:aws:apigateway:eu-west-1:lambda:path/f\"}\n", "aws_proxy"},
+		{"gone", "", "not an OpenAPI definition"},
+	}
+	for _, tc := range broken {
+		write(tc.text)
+		if err := h.g.Reload(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Reload with the definition %s: got %v, want an error containing %q", tc.desc, err, tc.want)
+		}
+		if got := h.get("/a"); got.status != 200 {
+			t.Errorf("after a failed reload (%s): GET /a got %d, want the old config serving", tc.desc, got.status)
+		}
+	}
+	write(head + a + b)
+	if err := h.g.Reload(); err != nil {
+		t.Fatalf("Reload with the definition fixed: %v", err)
+	}
+	if got := h.get("/b"); got.status != 200 {
+		t.Errorf("after reload: GET /b got %d, want 200", got.status)
 	}
 }

@@ -259,14 +259,20 @@ func routeBackend(cfg *config.Config, rc *config.Route, bu *builtUpstream, logge
 // because a usage plan may throttle "GET /orders/{id}" differently from
 // "PUT /orders/{id}" (API Gateway's method-level throttling).
 func perMethod(rc *config.Route, build func(methodKey string) (http.Handler, error)) (http.Handler, error) {
+	// An imported route is known to plans by its definition's path, under
+	// whichever base path it is served.
+	path := rc.Path
+	if rc.PlanPath != "" {
+		path = rc.PlanPath
+	}
 	// One method and no OPTIONS added for CORS: the router passes only
 	// that method, so no dispatch is needed.
 	if len(rc.Methods) == 1 && (rc.CORS == nil || rc.Methods[0] == "ANY" || rc.Methods[0] == "OPTIONS") {
-		return build(rc.Methods[0] + " " + rc.Path)
+		return build(rc.Methods[0] + " " + path)
 	}
 	byMethod := make(map[string]http.Handler, len(rc.Methods))
 	for _, m := range rc.Methods {
-		h, err := build(m + " " + rc.Path)
+		h, err := build(m + " " + path)
 		if err != nil {
 			return nil, err
 		}

@@ -95,6 +95,7 @@ func (pc *partnerControls) wrap(rc *config.Route, methodKey string, next http.Ha
 			Gateway:         pc.gateway,
 			Route:           storeThrottle(rc.Throttle),
 			RouteName:       rc.Name,
+			RouteBucket:     rc.LimitID,
 			MethodKey:       methodKey,
 			FailOpen:        pc.failOpen,
 			Headers:         pc.headers,

@@ -21,6 +21,85 @@ type Custom struct {
 	// $context.error.responseType the type and $context.requestId the
 	// request's x-amzn-RequestId.
 	Body string
+
+	// body is Body split at its $context variables, by Customs.Middleware
+	// when the gateway is built, so that an answer is a few appends.
+	body []templatePart
+}
+
+// templatePart is literal text followed by one variable (or none).
+type templatePart struct {
+	text string
+	v    templateVar
+}
+
+type templateVar uint8
+
+const (
+	varNone templateVar = iota
+	varMessageString
+	varMessage
+	varResponseType
+	varRequestID
+)
+
+// templateVars are the variables a body may use, longest first where one
+// is a prefix of another ($context.error.message of ...messageString).
+var templateVars = []struct {
+	name string
+	v    templateVar
+}{
+	{"$context.error.messageString", varMessageString},
+	{"$context.error.message", varMessage},
+	{"$context.error.responseType", varResponseType},
+	{"$context.requestId", varRequestID},
+}
+
+// splitTemplate splits body at its variables.
+func splitTemplate(body string) []templatePart {
+	var parts []templatePart
+	start := 0
+	for i := 0; i < len(body); {
+		j := strings.IndexByte(body[i:], '$')
+		if j < 0 {
+			break
+		}
+		i += j
+		matched := false
+		for _, tv := range templateVars {
+			if strings.HasPrefix(body[i:], tv.name) {
+				parts = append(parts, templatePart{text: body[start:i], v: tv.v})
+				i += len(tv.name)
+				start = i
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			i++
+		}
+	}
+	return append(parts, templatePart{text: body[start:]})
+}
+
+// render writes the template with the answer's values.
+func render(parts []templatePart, msg string, typ Type, requestID string) string {
+	var b strings.Builder
+	for _, p := range parts {
+		b.WriteString(p.text)
+		switch p.v {
+		case varMessageString:
+			quoted, _ := json.Marshal(msg) // a string always marshals
+			b.Write(quoted)
+		case varMessage:
+			b.WriteString(msg)
+		case varResponseType:
+			b.WriteString(string(typ))
+		case varRequestID:
+			b.WriteString(requestID)
+		}
+	}
+	return b.String()
 }
 
 // Customs are the customized types of one gateway. A customized
@@ -33,6 +112,11 @@ type Customs map[Type]*Custom
 func (c Customs) Middleware(next http.Handler) http.Handler {
 	if len(c) == 0 {
 		return next
+	}
+	for _, cu := range c {
+		if cu != nil && cu.Body != "" {
+			cu.body = splitTemplate(cu.Body)
+		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(&customWriter{ResponseWriter: w, customs: c}, r)
@@ -88,22 +172,29 @@ func writeCustom(w http.ResponseWriter, r *Response, c *Custom, msg string) {
 	if c.Body == "" {
 		body = messageBody(r, msg)
 	} else {
-		quoted, _ := json.Marshal(msg) // a string always marshals
-		body = strings.NewReplacer(
-			"$context.error.messageString", string(quoted),
-			"$context.error.message", msg,
-			"$context.error.responseType", string(r.typ),
-			"$context.requestId", w.Header().Get("X-Amzn-Requestid"),
-		).Replace(c.Body)
+		parts := c.body
+		if parts == nil {
+			parts = splitTemplate(c.Body) // a Custom not passed to Middleware
+		}
+		body = render(parts, msg, r.typ, w.Header().Get("X-Amzn-Requestid"))
 	}
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	// The custom headers go before the framing: config refuses framing
+	// headers (CheckHeader), and this order keeps it so regardless.
+	for k, v := range c.Headers {
+		if !framingHeader(k) {
+			h.Set(k, v)
+		}
+	}
+	if Bodiless(status) {
+		body = ""
+		delete(h, "Content-Type")
+	} else {
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	if r.ErrorType != "" {
 		h["X-Amzn-Errortype"] = []string{r.ErrorType}
-	}
-	for k, v := range c.Headers {
-		h.Set(k, v)
 	}
 	w.WriteHeader(status)
 	w.Write([]byte(body))

@@ -67,3 +67,95 @@ func TestCustoms(t *testing.T) {
 		})
 	}
 }
+
+// TestCustomCannotBreakFraming: a customization cannot set how the
+// response is framed, and a bodiless status gets no body.
+func TestCustomCannotBreakFraming(t *testing.T) {
+	t.Parallel()
+	customs := Customs{
+		Default4XX: {Headers: map[string]string{"Content-Length": "2", "Transfer-Encoding": "chunked", "Connection": "close", "X-Ok": "yes"}},
+		Throttled:  {Status: 204, Body: `{"x": 1}`},
+	}
+	tests := []struct {
+		desc   string
+		typ    Type
+		status int
+		body   string
+	}{
+		{"framing headers are ignored", InvalidAPIKey, 403, `{"message":"Forbidden"}`},
+		{"204 has no body", Throttled, 204, ""},
+	}
+	for _, tc := range tests {
+		h := customs.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { Write(w, tc.typ) }))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != tc.status || rec.Body.String() != tc.body {
+			t.Errorf("%s: got %d %q, want %d %q", tc.desc, rec.Code, rec.Body, tc.status, tc.body)
+		}
+		wantLen := strconv.Itoa(len(tc.body))
+		if tc.body == "" {
+			wantLen = ""
+		}
+		if got := rec.Header().Get("Content-Length"); got != wantLen {
+			t.Errorf("%s: Content-Length %q, want %q", tc.desc, got, wantLen)
+		}
+		if rec.Header().Get("Transfer-Encoding") != "" || rec.Header().Get("Connection") != "" {
+			t.Errorf("%s: framing headers written: %v", tc.desc, rec.Header())
+		}
+	}
+}
+
+func TestCheckHeaderAndStatus(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, value string
+		ok          bool
+	}{
+		{"Access-Control-Allow-Origin", "*", true},
+		{"content-length", "2", false},
+		{"Transfer-Encoding", "chunked", false},
+		{"Connection", "close", false},
+		{"Trailer", "X", false},
+		{"Upgrade", "h2c", false},
+		{"X-A ", "a", false},
+		{"X-A", "a\r\nX-B: b", false},
+	} {
+		if err := CheckHeader(tc.name, tc.value); (err == nil) != tc.ok {
+			t.Errorf("CheckHeader(%q, %q) = %v, want ok %v", tc.name, tc.value, err, tc.ok)
+		}
+	}
+	for status, ok := range map[int]bool{100: false, 101: false, 199: false, 200: true, 204: true, 599: true, 600: false} {
+		if err := CheckStatus(status); (err == nil) != ok {
+			t.Errorf("CheckStatus(%d) = %v, want ok %v", status, err, ok)
+		}
+	}
+}
+
+// TestTemplatePrepared: a body template is split once, when the
+// middleware is built, and renders as the variables say; the longer
+// $context.error.messageString is never read as ...message + "String".
+func TestTemplatePrepared(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ body, want string }{
+		{`{"m": $context.error.messageString}`, `{"m": "Too \"Many\""}`},
+		{`$context.error.message|$context.error.messageString`, `Too "Many"|"Too \"Many\""`},
+		{`$context.requestId$context.error.responseType$`, `req-1THROTTLED$`},
+		{`$context.unknown $ $$context.requestId`, `$context.unknown $ $req-1`},
+		{`no variables`, `no variables`},
+	}
+	for _, tc := range tests {
+		c := &Custom{Body: tc.body}
+		h := Customs{Throttled: c}.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			WriteMessage(w, Throttled, `Too "Many"`)
+		}))
+		if c.body == nil {
+			t.Errorf("%q: not split when the middleware was built", tc.body)
+		}
+		rec := httptest.NewRecorder()
+		rec.Header().Set("X-Amzn-Requestid", "req-1")
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Body.String() != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.body, rec.Body, tc.want)
+		}
+	}
+}

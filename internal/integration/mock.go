@@ -3,6 +3,8 @@ package integration
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/drawbridge-gw/drawbridge/internal/gwresponse"
 )
 
 // Mock is a static answer: API Gateway's mock integration.
@@ -21,19 +23,27 @@ func NewMock(m Mock) http.Handler {
 	}
 	h := http.Header{}
 	for k, v := range m.Headers {
-		h.Set(k, v)
+		// Config refuses framing headers (gwresponse.CheckHeader); the
+		// server frames the answer in any case.
+		if gwresponse.CheckHeader(k, v) == nil {
+			h.Set(k, v)
+		}
 	}
-	if h.Get("Content-Type") == "" {
-		h.Set("Content-Type", "application/json")
-	}
-	h.Set("Content-Length", strconv.Itoa(len(m.Body)))
 	body := []byte(m.Body)
+	if gwresponse.Bodiless(status) {
+		body = nil
+	} else {
+		if h.Get("Content-Type") == "" {
+			h.Set("Content-Type", "application/json")
+		}
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for k, v := range h {
 			w.Header()[k] = v
 		}
 		w.WriteHeader(status)
-		if r.Method != http.MethodHead {
+		if r.Method != http.MethodHead && len(body) > 0 {
 			w.Write(body)
 		}
 	})

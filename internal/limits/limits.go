@@ -58,6 +58,9 @@ type Options struct {
 	// RouteName names the route in bucket names and metrics. Required when
 	// Route is set, since routes with the same name share a bucket.
 	RouteName string
+	// RouteBucket names the route's bucket ("route:"+RouteBucket); routes
+	// given the same name share one bucket. "" uses RouteName.
+	RouteBucket string
 	// MethodKey ("GET /orders/{id}") selects a plan's per-method override
 	// in store.Plan.Methods.
 	MethodKey string
@@ -136,7 +139,11 @@ func New(o Options, next http.Handler) (http.Handler, error) {
 			return nil, fmt.Errorf("limits: route %q throttle: %w", o.RouteName, err)
 		}
 	}
-	h := &handler{o: o, next: next, now: o.Now, log: o.Logger, routeBucket: routePrefix + o.RouteName}
+	bucket := o.RouteBucket
+	if bucket == "" {
+		bucket = o.RouteName
+	}
+	h := &handler{o: o, next: next, now: o.Now, log: o.Logger, routeBucket: routePrefix + bucket}
 	if h.now == nil {
 		h.now = time.Now
 	}

@@ -80,6 +80,13 @@ func Export(api *API) ([]byte, error) {
 		}
 		doc[extGatewayResps] = resps
 	}
+	policy, err := exportPolicy(api.Routes)
+	if err != nil {
+		return nil, err
+	}
+	if policy != nil {
+		doc[extPolicy] = policy
+	}
 	if len(validators) > 0 {
 		defs := map[string]any{}
 		for name := range validators {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
@@ -108,6 +109,9 @@ type importer struct {
 	validators map[string]validator
 	// policy is x-amazon-apigateway-policy; nil when there is none.
 	policy []parsedStatement
+	// policyStage is the stage the policy is evaluated for: Options.Stage,
+	// or the one stage the policy names; "" for any.
+	policyStage string
 }
 
 // loc is where a problem is: a method of a path, with a line if known.
@@ -177,6 +181,7 @@ func (im *importer) run() {
 				im.warn(loc{line: originLine(item.Origin), path: path}, "%s is not supported here; ignored", k)
 			}
 		}
+		first := len(im.api.Routes)
 		for _, method := range methodOrder {
 			op := ops[method]
 			if op == nil {
@@ -195,9 +200,16 @@ func (im *importer) run() {
 				}
 			}
 			if r, ok := im.operation(l, item, op); ok {
-				im.api.Routes = append(im.api.Routes, r)
+				rs, ok := im.splitAny(l, r, ops)
+				if ok {
+					im.api.Routes = append(im.api.Routes, rs...)
+				}
 			}
 		}
+		// In method order, an ANY route's split methods included.
+		slices.SortStableFunc(im.api.Routes[first:], func(a, b Route) int {
+			return slices.Index(methodOrder, a.Method) - slices.Index(methodOrder, b.Method)
+		})
 		for m := range ops {
 			if !slices.Contains(methodOrder, m) {
 				im.fail(loc{line: originLine(item.Origin), path: path, method: m}, "method %s is not supported", m)
@@ -275,6 +287,10 @@ func (im *importer) docExtensions(top loc) {
 			if im.policy == nil {
 				im.policy = []parsedStatement{} // a policy allowing nothing
 			}
+			if im.policyStage, err = policyStage(sts, im.opts.Stage); err != nil {
+				im.fail(top, "%s: %v", extPolicy, err)
+				im.policy = nil
+			}
 		}
 	}
 }
@@ -297,8 +313,8 @@ func (im *importer) gatewayResponses(top loc, raw any) {
 			continue
 		}
 		gr := GatewayResponse{Status: int(resp.StatusCode), Body: resp.ResponseTemplates["application/json"]}
-		if gr.Status != 0 && (gr.Status < 100 || gr.Status > 599) {
-			im.fail(top, "%s: %s: statusCode %d is not an HTTP status", extGatewayResps, typ, gr.Status)
+		if gr.Status != 0 && gwresponse.CheckStatus(gr.Status) != nil {
+			im.fail(top, "%s: %s: statusCode %v", extGatewayResps, typ, gwresponse.CheckStatus(gr.Status))
 			continue
 		}
 		for _, k := range slices.Sorted(mapKeys(resp.ResponseParameters)) {
@@ -312,6 +328,10 @@ func (im *importer) gatewayResponses(top loc, raw any) {
 			lit, isLit := literal(v)
 			if !isHeader || !isLit {
 				im.warn(top, "%s: %s: %s = %s: only static 'values' for gatewayresponse.header.* are applied; ignored", extGatewayResps, typ, k, v)
+				continue
+			}
+			if err := gwresponse.CheckHeader(name, lit); err != nil {
+				im.fail(top, "%s: %s: %s: %v", extGatewayResps, typ, k, err)
 				continue
 			}
 			if gr.Headers == nil {
@@ -484,7 +504,7 @@ func (im *importer) operation(l loc, item *openapi3.PathItem, op *openapi3.Opera
 	}
 	r.Validate = v
 	if im.policy != nil {
-		ip, err := routeIPRules(im.policy, im.opts.Stage, r.Method, r.Path)
+		ip, err := routeIPRules(im.policy, im.policyStage, r.Method, r.Path)
 		if err != nil {
 			im.fail(l, "%s: %v", extPolicy, err)
 			return r, false
@@ -492,6 +512,42 @@ func (im *importer) operation(l loc, item *openapi3.PathItem, op *openapi3.Opera
 		r.IP = ip
 	}
 	return r, true
+}
+
+// splitAny returns an ANY route as routes of its own methods when the
+// resource policy treats its methods differently (an Allow on
+// prod/GET/*): ip rules apply to a whole route, and one ANY route would
+// have to deny every method. Methods the path declares itself are left
+// to their own routes, as API Gateway prefers them over ANY.
+func (im *importer) splitAny(l loc, r Route, ops map[string]*openapi3.Operation) ([]Route, bool) {
+	if r.Method != "ANY" || im.policy == nil {
+		return []Route{r}, true
+	}
+	rules := make([]*IPRules, len(anyMethods))
+	same := true
+	for i, m := range anyMethods {
+		ip, err := routeIPRules(im.policy, im.policyStage, m, r.Path)
+		if err != nil {
+			im.fail(l, "%s: %v", extPolicy, err)
+			return nil, false
+		}
+		rules[i] = ip
+		same = same && sameRules(ip, rules[0])
+	}
+	if same {
+		r.IP = rules[0]
+		return []Route{r}, true
+	}
+	var out []Route
+	for i, m := range anyMethods {
+		if ops[m] != nil {
+			continue
+		}
+		one := r
+		one.Method, one.IP = m, rules[i]
+		out = append(out, one)
+	}
+	return out, true
 }
 
 // security reports whether op requires an API key. Authorizers and IAM
@@ -577,8 +633,8 @@ func (im *importer) mock(l loc, in awsIntegration) (*Mock, bool) {
 	if chosen.StatusCode != 0 {
 		m.Status = int(chosen.StatusCode)
 	}
-	if m.Status < 100 || m.Status > 599 {
-		im.fail(l, "mock status %d is not an HTTP status", m.Status)
+	if err := gwresponse.CheckStatus(m.Status); err != nil {
+		im.fail(l, "mock status: %v", err)
 		return nil, false
 	}
 	if body, ok := chosen.ResponseTemplates["application/json"]; ok {
@@ -594,6 +650,10 @@ func (im *importer) mock(l loc, in awsIntegration) (*Mock, bool) {
 		if !ok || !isLit {
 			im.warn(l, "mock responseParameters %s = %s: only static 'values' for method.response.header.* are applied; ignored", k, v)
 			continue
+		}
+		if err := gwresponse.CheckHeader(name, lit); err != nil {
+			im.fail(l, "mock responseParameters %s: %v", k, err)
+			return nil, false
 		}
 		if m.Headers == nil {
 			m.Headers = map[string]string{}
@@ -737,13 +797,23 @@ func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 			}
 		}
 		if _, isLit := literal(resolved); !isLit && !validSource(resolved) {
-			im.warn(l, "requestParameters %s = %s: only method.request.{header,querystring,path}.NAME and 'literal' sources are supported; ignored", k, src)
-			continue
+			// Refused, not skipped: API Gateway sets the target itself,
+			// so the backend may trust it; skipping the mapping would let
+			// the partner's own header of that name through instead.
+			im.fail(l, "requestParameters %s = %s: only method.request.{header,querystring,path}.NAME, context.requestId, context.identity.sourceIp and 'literal' sources are supported; drop the mapping, or set the header in the backend", k, src)
+			return false
 		}
 		if r.RequestParameters == nil {
 			r.RequestParameters = map[string]string{}
 		}
 		r.RequestParameters[k] = resolved
+	}
+
+	if _, errs := integration.ParseParameters(r.RequestParameters); len(errs) > 0 {
+		for _, e := range errs {
+			im.fail(l, "%s", strings.Replace(e, "request_parameters", "requestParameters", 1))
+		}
+		return false
 	}
 
 	method := strings.ToUpper(in.HTTPMethod)
@@ -795,6 +865,10 @@ func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 			im.fail(l, "connectionType VPC_LINK without a connectionId")
 			return false
 		}
+		if hasControlOrSpace(id) {
+			im.fail(l, "connectionId %q has spaces or control characters", id)
+			return false
+		}
 		key = id
 	default:
 		im.fail(l, "connectionType %q: want INTERNET or VPC_LINK", in.ConnectionType)
@@ -819,7 +893,10 @@ func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 			im.fail(l, "tlsConfig.insecureSkipVerification is true: API Gateway then trusts any certificate the backend shows. drawbridge always verifies, so this backend needs its pin or CA: get the pin with `drawbridge pin %s`, and import again accepting this (--accept-skip-verification, or accept_skip_verification: true)", u.Target)
 			return false
 		}
-		if sn := in.TLSConfig.ServerNameToVerify; sn != "" {
+		if sn := in.TLSConfig.ServerNameToVerify; hasControlOrSpace(sn) {
+			im.fail(l, "tlsConfig.serverNameToVerify %q has spaces or control characters; want a host name", sn)
+			return false
+		} else if sn != "" {
 			if u.ServerName != "" && u.ServerName != sn {
 				im.fail(l, "tlsConfig.serverNameToVerify %q differs from %q set by another method of upstream %q", sn, u.ServerName, name)
 				return false
@@ -831,7 +908,18 @@ func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 	return true
 }
 
+// hasControlOrSpace reports whether s, a name that ends up in generated
+// config and its comments, holds anything but visible characters.
+func hasControlOrSpace(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.IsSpace(r)
+	})
+}
+
 func validSource(s string) bool {
+	if s == "context.requestId" || s == "context.identity.sourceIp" {
+		return true
+	}
 	for _, p := range []string{"method.request.header.", "method.request.querystring.", "method.request.path."} {
 		if rest, ok := strings.CutPrefix(s, p); ok && rest != "" {
 			return true

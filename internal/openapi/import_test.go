@@ -274,6 +274,7 @@ paths:
           integration.request.header.X-Whole: ${stageVariables.env}
           integration.request.header.X-Inside: "'app-${stageVariables.env}'"
           integration.request.header.X-Ctx: context.requestId
+          integration.request.header.X-Client-Ip: context.identity.sourceIp
 `)
 	api, err := Import(def, Options{StageVariables: map[string]string{"env": "prod"}})
 	if err != nil {
@@ -281,19 +282,67 @@ paths:
 	}
 	got := api.Routes[0].RequestParameters
 	want := map[string]string{
-		"integration.request.header.X-Env":    "'prod'",
-		"integration.request.header.X-Whole":  "'prod'",
-		"integration.request.header.X-Inside": "'app-prod'",
+		"integration.request.header.X-Client-Ip": "context.identity.sourceIp",
+		"integration.request.header.X-Ctx":       "context.requestId",
+		"integration.request.header.X-Env":       "'prod'",
+		"integration.request.header.X-Whole":     "'prod'",
+		"integration.request.header.X-Inside":    "'app-prod'",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("request parameters %v; want %v", got, want)
 	}
-	if len(api.Warnings) != 1 || !strings.Contains(api.Warnings[0].String(), "X-Ctx = context.requestId: only method.request") {
-		t.Errorf("warnings %v; want one about context.requestId", api.Warnings)
+	if len(api.Warnings) != 0 {
+		t.Errorf("warnings %v; want none", api.Warnings)
 	}
 	_, err = Import(def, Options{})
 	if err == nil || !strings.Contains(err.Error(), `requestParameters integration.request.header.X-Env uses stage variable "env", which is not set`) {
 		t.Errorf("without the variable: %v", err)
+	}
+}
+
+// TestUnsupportedParameterSourceRefused: a header API Gateway set from a
+// source drawbridge cannot compute must not be left to the partner.
+func TestUnsupportedParameterSourceRefused(t *testing.T) {
+	t.Parallel()
+	def := filepath.Join(t.TempDir(), "api.yaml")
+	writeFile(t, def, `openapi: 3.0.3
+info: {title: T, version: "1"}
+paths:
+  /a:
+    get:
+      x-amazon-apigateway-integration:
+        type: http
+        httpMethod: GET
+        uri: https://b.example.com/a
+        requestParameters:
+          integration.request.header.X-Principal: context.authorizer.principalId
+`)
+	_, err := Import(def, Options{})
+	if err == nil || !strings.Contains(err.Error(), "GET /a: requestParameters integration.request.header.X-Principal = context.authorizer.principalId: only") {
+		t.Errorf("Import = %v; want the mapping refused", err)
+	}
+}
+
+// TestExportPolicyRefusesWhatIAMCannotSay: routes whose ip rules a
+// resource policy cannot give them, since its resources match across
+// routes, fail the export instead of being opened or closed.
+func TestExportPolicyRefusesWhatIAMCannotSay(t *testing.T) {
+	t.Parallel()
+	ups := []Upstream{{Name: "b", Key: "b.example.com", Target: "https://b.example.com:443"}}
+	api := &API{Upstreams: ups, Routes: []Route{
+		{Method: "ANY", Path: "/{proxy+}", Upstream: "b"},
+		{Method: "GET", Path: "/admin", Upstream: "b", IP: &IPRules{Allow: []string{"10.0.0.0/8"}}},
+	}}
+	if _, err := Export(api); err == nil || !strings.Contains(err.Error(), "the ip rules of GET /admin cannot be written as a resource policy") {
+		t.Errorf("Export = %v; want the routes named", err)
+	}
+	api.Routes[0].IP = &IPRules{Allow: []string{"10.0.0.0/8"}}
+	out, err := Export(api)
+	if err != nil {
+		t.Fatalf("Export with the same rules on both: %v", err)
+	}
+	if !strings.Contains(string(out), "x-amazon-apigateway-policy:") || !strings.Contains(string(out), "10.0.0.0/8") {
+		t.Errorf("Export wrote no policy:\n%s", out)
 	}
 }
 
@@ -308,6 +357,9 @@ func TestExportRoundTrip(t *testing.T) {
 		{"proxy-swagger2.json", Options{StageVariables: map[string]string{"vpcLinkId": "vl-abc"}, Upstreams: map[string]string{"vl-abc": "orders"}}},
 		{"lambda-oas31.yaml", Options{SkipUnsupported: true}},
 		{"external-ref.yaml", Options{}},
+		{"policy-oas30.yaml", Options{Stage: "prod"}},
+		{"policy-proxy-deny.yaml", Options{Stage: "prod"}},
+		{"policy-any-split.yaml", Options{Stage: "prod"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -401,25 +453,85 @@ func TestRouteIPRules(t *testing.T) {
 	}
 }
 
-func TestGlobMatch(t *testing.T) {
+// TestPolicyResourceMatching: a resource glob against a route template,
+// which stands for every request the route serves.
+func TestPolicyResourceMatching(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		pattern, s string
-		want       bool
+		resource, stage, method, path string
+		could, always                 bool
 	}{
-		{"*", "prod/GET/a/b", true},
-		{"prod/GET/pets/*", "prod/GET/pets/{id}", true},
-		{"prod/GET/pets/*", "prod/GET/pets", false},
-		{"*/GET/*", "prod/GET/x", true},
-		{"*/GET/*", "prod/POST/x", false},
-		{"prod/*/a", "prod/DELETE/a", true},
-		{"a*b*c", "axxbyyc", true},
-		{"a*b*c", "axxbyy", false},
+		{"execute-api:/*", "prod", "GET", "/a/b", true, true},
+		{"execute-api:/prod/GET/pets/*", "prod", "GET", "/pets/{id}", true, true},
+		{"execute-api:/prod/GET/pets/*", "prod", "GET", "/pets", false, false},
+		{"execute-api:/*/GET/*", "prod", "POST", "/x", false, false},
+		{"execute-api:/*/GET/orders/42", "prod", "GET", "/orders/{id}", true, false},
+		{"execute-api:/*/GET/orders/4?", "prod", "GET", "/orders/{id}", true, false},
+		{"execute-api:/*/GET/orders/42/items", "prod", "GET", "/orders/{id}", false, false},
+		{"execute-api:/*/GET/orders/*", "prod", "GET", "/orders/{id}/items", true, true},
+		{"execute-api:/*/*/admin/*", "prod", "GET", "/{proxy+}", true, false},
+		{"execute-api:/*/*/admin/*", "prod", "GET", "/public/{proxy+}", true, false},
+		{"execute-api:/*/*/admin/*", "prod", "GET", "/public/{id}", false, false},
+		{"execute-api:/test/*", "prod", "GET", "/{proxy+}", false, false},
+		{"execute-api:/test/*", "", "GET", "/{proxy+}", true, false},
+		{"arn:aws:execute-api:*", "prod", "GET", "/secret", true, true},
+		{"arn:aws:execute-api:*:*:*/prod/GET/*", "prod", "GET", "/secret", true, true},
+		{"arn:aws:execute-api:eu-west-1:123:abc/prod/GET/*", "prod", "GET", "/secret", true, true},
+		{"arn:aws:execute-api:eu-west-1:123:abc/test/GET/*", "prod", "GET", "/secret", false, false},
+		{"*", "prod", "DELETE", "/{proxy+}", true, true},
+		{"arn:aws:s3:::bucket/*", "prod", "GET", "/secret", false, false},
 	}
 	for _, tc := range tests {
-		if got := globMatch(tc.pattern, tc.s); got != tc.want {
-			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
+		r := parseResource(tc.resource)
+		toks := subject(r, tc.stage, tc.method, tc.path)
+		if got := couldMatch(r.glob, toks); got != tc.could {
+			t.Errorf("couldMatch(%q, stage %q, %s %s) = %v, want %v", tc.resource, tc.stage, tc.method, tc.path, got, tc.could)
 		}
+		if got := alwaysMatches(r.glob, toks); got != tc.always {
+			t.Errorf("alwaysMatches(%q, stage %q, %s %s) = %v, want %v", tc.resource, tc.stage, tc.method, tc.path, got, tc.always)
+		}
+	}
+}
+
+// TestPolicyFixtures: the resource policies that once lost their Deny
+// statements, and a policy naming several stages imported with none.
+func TestPolicyFixtures(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		file, stage string
+		want        string // route → ip rules, or the error
+	}{
+		{"policy-proxy-deny.yaml", "prod", `{"ANY /{proxy+}":{"Allow":["10.0.0.0/8"],"Deny":null},"GET /status":null}`},
+		// /{proxy+} could serve GET /orders/42 too: the Deny takes it whole.
+		{"policy-param-deny.yaml", "prod", `{"ANY /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]},"GET /orders":null,"GET /orders/{id}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]}}`},
+		{"policy-short-arn.yaml", "prod", `{"GET /secret":{"Allow":null,"Deny":["192.0.2.0/24"]}}`},
+		{"policy-not-resource.yaml", "prod", `unknown field "NotResource"`},
+		// An ANY route whose methods the policy treats differently is
+		// split; the path's own PUT keeps its route.
+		{"policy-any-split.yaml", "prod", `{"DELETE /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]},"GET /{proxy+}":null,"HEAD /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]},"OPTIONS /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]},"PATCH /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]},"POST /{proxy+}":{"Allow":["10.0.0.0/8"],"Deny":null},"PUT /{proxy+}":{"Allow":null,"Deny":["0.0.0.0/0","::/0"]}}`},
+		{"policy-stages.yaml", "", "names stages prod, test; give the stage being imported"},
+		{"policy-stages.yaml", "prod", `{"GET /orders":{"Allow":["10.0.0.0/8"],"Deny":null}}`},
+		{"policy-stages.yaml", "test", `{"GET /orders":null}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file+"/"+tc.stage, func(t *testing.T) {
+			t.Parallel()
+			api, err := Import("testdata/"+tc.file, Options{Stage: tc.stage})
+			var got string
+			if err != nil {
+				got = err.Error()
+			} else {
+				rules := map[string]*IPRules{}
+				for _, r := range api.Routes {
+					rules[r.Method+" "+r.Path] = r.IP
+				}
+				b, _ := json.Marshal(rules)
+				got = string(b)
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("Import(%s, stage %q): got %s, want %s", tc.file, tc.stage, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -438,6 +550,12 @@ func TestMalformedDefinitions(t *testing.T) {
 		{"unknown validator", head + "paths: {/a: {get: {x-amazon-apigateway-request-validator: strict, x-amazon-apigateway-integration: {type: mock}}}}\n", `request validator "strict" is not defined`},
 		{"policy is a number", head + "x-amazon-apigateway-policy: 5\npaths: {/a: {get: {x-amazon-apigateway-integration: {type: mock}}}}\n", "x-amazon-apigateway-policy: "},
 		{"gateway response of an unknown type", head + "x-amazon-apigateway-gateway-responses: {SLOW: {statusCode: 429}}\npaths: {/a: {get: {x-amazon-apigateway-integration: {type: mock}}}}\n", `"SLOW" is not an API Gateway response type`},
+		{"gateway response framing header", head + "x-amazon-apigateway-gateway-responses: {DEFAULT_4XX: {responseParameters: {gatewayresponse.header.Content-Length: \"'2'\"}}}\npaths: {/a: {get: {x-amazon-apigateway-integration: {type: mock}}}}\n", "Content-Length cannot be set"},
+		{"gateway response informational status", head + "x-amazon-apigateway-gateway-responses: {THROTTLED: {statusCode: 101}}\npaths: {/a: {get: {x-amazon-apigateway-integration: {type: mock}}}}\n", "101 is not a final HTTP status"},
+		{"mock framing header", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: mock, responses: {default: {statusCode: 200, responseParameters: {method.response.header.Transfer-Encoding: \"'chunked'\"}}}}}}}\n", "Transfer-Encoding cannot be set"},
+		{"status mapping to 100", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: http, httpMethod: GET, uri: 'https://b/a', responses: {default: {statusCode: 100}}}}}}\n", "100 is not a final HTTP status"},
+		{"requestParameters literal with a line break", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: 'https://b/a', requestParameters: {integration.request.header.X-A: \"'a\\r\\nX-B: b'\"}}}}}\n", "has control characters"},
+		{"requestParameters to Via", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: 'https://b/a', requestParameters: {integration.request.header.Via: \"'x'\"}}}}}\n", "header Via cannot be mapped"},
 		{"uri without a host", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: 'https:///a'}}}}\n", "has no host"},
 		{"uri with a query", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: 'https://b/a?x=1'}}}}\n", "has a query string"},
 		{"uri param not mapped", head + "paths: {/a: {get: {x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: 'https://b/{x}'}}}}\n", "has {x}, but requestParameters has no integration.request.path.x"},

@@ -67,7 +67,7 @@ func load(path string) (*loaded, error) {
 		IncludeOrigin:         true,
 		// Only local files, size-limited and nesting-checked: a
 		// definition must not make the gateway fetch URLs (SSRF) at load.
-		ReadFromURIFunc: readLocalRef,
+		ReadFromURIFunc: refReader{dir: filepath.Dir(abs)}.read,
 	}
 	if key == "swagger" {
 		if !strings.HasPrefix(version, "2.0") {
@@ -128,6 +128,11 @@ func loadSwagger2(data []byte, loader *openapi3.Loader, location *url.URL) (*ope
 }
 
 func readLimited(path string) ([]byte, error) {
+	// Checked before opening: opening a FIFO would block (a reload
+	// holding its lock, and shutdown waiting on it).
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -146,14 +151,24 @@ func readLimited(path string) ([]byte, error) {
 	return data, nil
 }
 
-// readLocalRef reads the file an external $ref names: local files only,
-// with the same limits as the definition itself.
-func readLocalRef(_ *openapi3.Loader, u *url.URL) ([]byte, error) {
+// refReader reads the files external $refs name: regular files in the
+// definition's directory or below it, with the same limits as the
+// definition itself. A $ref must not inline a secret from elsewhere on
+// the host into the config, nor block a reload on a FIFO or device.
+type refReader struct {
+	dir string // the definition's directory, absolute
+}
+
+func (rr refReader) read(_ *openapi3.Loader, u *url.URL) ([]byte, error) {
 	if u.Host != "" || (u.Scheme != "" && u.Scheme != "file") {
 		return nil, fmt.Errorf("$ref %q: only local files are followed, not URLs", u.String())
 	}
 	p := filepath.FromSlash(u.Path)
-	data, err := readLimited(p)
+	rel, err := filepath.Rel(rr.dir, p)
+	if err != nil || !filepath.IsLocal(rel) {
+		return nil, fmt.Errorf("$ref %q: outside the definition's directory %s; copy the file next to the definition", p, rr.dir)
+	}
+	data, err := rr.readRegular(rel)
 	if err != nil {
 		return nil, fmt.Errorf("$ref %q: %w", p, err)
 	}
@@ -167,21 +182,70 @@ func readLocalRef(_ *openapi3.Loader, u *url.URL) ([]byte, error) {
 	return data, nil
 }
 
+// readRegular reads rel through an os.Root, so that neither ".." nor a
+// symbolic link leads out of the directory, and only if it is a regular
+// file: opening a FIFO would block.
+func (rr refReader) readRegular(rel string) ([]byte, error) {
+	root, err := os.OpenRoot(rr.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	fi, err := root.Lstat(rel)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	f, err := root.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("file is larger than %d MiB; split it, or remove documentation parts and examples", MaxFileBytes>>20)
+	}
+	return data, nil
+}
+
 // checkNesting refuses documents nested deeper than maxNesting, without
-// recursion (the point is not to overflow anything).
+// recursion (the point is not to overflow anything). Aliases are followed,
+// since a decoder expands them: each level of a chain of anchors can nest
+// the previous one. A node already checked at the same depth or deeper is
+// not checked again, so a document aliasing one anchor many times (a
+// "billion laughs") costs at most maxNesting visits per node.
 func checkNesting(root *yaml.Node) error {
 	type item struct {
 		n     *yaml.Node
 		depth int
 	}
+	seen := map[*yaml.Node]int{}
 	stack := []item{{root, 0}}
 	for len(stack) > 0 {
 		it := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if it.depth > maxNesting {
-			return fmt.Errorf("line %d: nested more than %d levels deep; a real API model is not", it.n.Line, maxNesting)
+			return fmt.Errorf("line %d: nested more than %d levels deep (aliases expanded); a real API model is not", it.n.Line, maxNesting)
 		}
+		if d, ok := seen[it.n]; ok && d >= it.depth {
+			continue
+		}
+		seen[it.n] = it.depth
 		for _, c := range it.n.Content {
+			if c.Kind == yaml.AliasNode {
+				if c.Alias == nil {
+					continue
+				}
+				c = c.Alias
+			}
 			d := it.depth
 			if c.Kind == yaml.MappingNode || c.Kind == yaml.SequenceNode {
 				d++

@@ -23,6 +23,8 @@ func classify(ctx context.Context, err error) failure {
 	switch {
 	case errors.As(err, &maxBytes):
 		return failure{typ: gwresponse.RequestTooLarge, reason: "request body too large"}
+	case errors.Is(err, errNoIntegrationResponse):
+		return failure{typ: gwresponse.APIConfigurationError, reason: "no integration response matches the backend's status", log: true}
 	case errors.Is(err, errNoTarget):
 		return failure{typ: gwresponse.ServiceUnavailable, reason: "no available target", metric: "no_target", log: true}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):

@@ -45,7 +45,10 @@ type Options struct {
 	Logger *slog.Logger
 	// StatusMap maps the backend's status to the partner's, as API
 	// Gateway's integration responses of an http (not http_proxy)
-	// integration do. If nil, the backend's status passes through.
+	// integration do; 0 means no integration response matches, which
+	// API Gateway answers with 500 Internal server error
+	// (API_CONFIGURATION_ERROR). If nil, the backend's status passes
+	// through.
 	StatusMap func(status int) int
 }
 
@@ -156,8 +159,21 @@ func modifyResponse(statusMap func(int) int) func(*http.Response) error {
 	}
 	return func(resp *http.Response) error {
 		if resp.StatusCode >= 200 {
-			if s := statusMap(resp.StatusCode); s != resp.StatusCode {
+			s := statusMap(resp.StatusCode)
+			if s == 0 {
+				// ReverseProxy closes the body and calls handleError.
+				return fmt.Errorf("%w: backend status %d", errNoIntegrationResponse, resp.StatusCode)
+			}
+			if s != resp.StatusCode {
 				resp.StatusCode, resp.Status = s, ""
+				if s == http.StatusNoContent || s == http.StatusNotModified {
+					// These carry no body: writing the backend's would
+					// fail and abort the response.
+					resp.Body.Close()
+					resp.Body, resp.ContentLength = http.NoBody, 0
+					resp.Header.Del("Content-Length")
+					resp.Header.Del("Transfer-Encoding")
+				}
 			}
 		}
 		return remapGatewayHeaders(resp)
@@ -212,3 +228,7 @@ func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
 var errNoTarget = errors.New("no available target: every target is down or ejected")
+
+// errNoIntegrationResponse: the route's status_map has no pattern for the
+// backend's status and no default (an API configuration error on AWS).
+var errNoIntegrationResponse = errors.New("no integration response matches and there is no default")

@@ -71,6 +71,43 @@ func TestValidator(t *testing.T) {
 	}
 }
 
+// TestContentTypeBypass: a body the backend may read as JSON is checked,
+// however its Content-Type is written.
+func TestContentTypeBypass(t *testing.T) {
+	t.Parallel()
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	h, err := New(Options{BodySchema: petSchema, MaxBodyBytes: 1 << 10}, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		desc   string
+		ctypes []string
+		status int
+	}{
+		{"plain", []string{"application/json"}, 400},
+		{"upper case", []string{"Application/JSON"}, 400},
+		{"charset", []string{"application/json; charset=utf-8"}, 400},
+		{"parameter without a value", []string{"application/json; charset"}, 400},
+		{"empty parameters", []string{"application/json;;"}, 400},
+		{"a list naming JSON", []string{"application/json, text/plain"}, 400},
+		{"a list naming JSON second", []string{"text/plain, application/json"}, 400},
+		{"two headers", []string{"text/plain", "application/json"}, 400},
+		{"two JSON headers", []string{"application/json", "application/json"}, 400},
+		{"text/plain is not checked, as on AWS", []string{"text/plain"}, 204},
+		{"+json is not checked, as on AWS", []string{"application/vnd.api+json"}, 204},
+	}
+	for _, tc := range tests {
+		req := httptest.NewRequest("POST", "/pets", strings.NewReader(`{"evil":1}`))
+		req.Header["Content-Type"] = tc.ctypes
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.status {
+			t.Errorf("%s: Content-Type %q: got %d %s, want %d", tc.desc, tc.ctypes, rec.Code, rec.Body, tc.status)
+		}
+	}
+}
+
 func TestCompileSchema(t *testing.T) {
 	t.Parallel()
 	for _, bad := range []string{`{`, `{"type":"banana"}`, `{} {}`} {
@@ -99,7 +136,13 @@ func TestNothingToCheckReturnsNext(t *testing.T) {
 // once (run with -race).
 func TestConcurrentRequests(t *testing.T) {
 	t.Parallel()
-	schema := `{"type":"object","required":["code"],"properties":{"code":{"type":"string","pattern":"^[A-Z]{3}$"},"n":{"type":"integer","maximum":10}}}`
+	const schema30 = `{"type":"object","required":["code"],"properties":{"code":{"type":"string","pattern":"^[A-Z]{3}$"},"n":{"type":"integer","maximum":10}}}`
+	for _, schema := range []string{schema30, `{"$schema":"` + Dialect2020 + `",` + schema30[1:]} {
+		concurrentRequests(t, schema)
+	}
+}
+
+func concurrentRequests(t *testing.T, schema string) {
 	h, err := New(Options{BodySchema: schema, MaxBodyBytes: 1 << 10}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +169,28 @@ func TestConcurrentRequests(t *testing.T) {
 		if bad := <-done; bad != "" {
 			t.Error(bad)
 		}
+	}
+}
+
+// TestJSONSchema2020CompiledOnce: a 2020-12 model is compiled when the
+// route is built, not on every request (kin-openapi's 2020-12 check built
+// a compiler per call: hundreds of allocations).
+func TestJSONSchema2020CompiledOnce(t *testing.T) {
+	s, err := CompileSchema(`{"$schema":"` + Dialect2020 + `","type":"object","required":["name"],"properties":{"name":{"type":"string"}},"additionalProperties":false}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := map[string]any{"name": "rex"}
+	allocs := testing.AllocsPerRun(50, func() {
+		if err := s.Check(v); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 50 {
+		t.Errorf("Check allocates %.0f times per call; want a precompiled schema (a handful)", allocs)
+	}
+	if _, err := CompileSchema(`{"$schema":"` + Dialect2020 + `","$ref":"file:///etc/passwd"}`); err == nil || !strings.Contains(err.Error(), "self-contained") {
+		t.Errorf("a 2020-12 model with an external $ref: %v; want it refused", err)
 	}
 }
 

@@ -36,7 +36,10 @@ func startCapture(t *testing.T, tp *topology, dir, role, iface string) *capture 
 	t.Helper()
 	c := &capture{link: role + ":" + iface, file: filepath.Join(dir, fmt.Sprintf("%s-%s.pcap", role, iface))}
 	c.p = startIn(t, tp.nsName(role), "tcpdump "+c.link, dir, "tcpdump",
-		"-i", iface, "-n", "-s", "0", "--immediate-mode", "-U", "-Z", "root", "-w", c.file)
+		// A 64 MiB kernel buffer: on a loaded CI machine tcpdump can fall
+		// behind a burst (the app-kill stream) and the default 2 MiB
+		// overflowed, dropping packets the check then cannot vouch for.
+		"-i", iface, "-n", "-s", "0", "-B", "65536", "--immediate-mode", "-U", "-Z", "root", "-w", c.file)
 	// tcpdump says "listening on IFACE" once the capture is running.
 	c.p.waitOutput(t, "listening on "+iface, 10*time.Second)
 	return c

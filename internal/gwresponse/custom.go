@@ -113,13 +113,21 @@ func (c Customs) Middleware(next http.Handler) http.Handler {
 	if len(c) == 0 {
 		return next
 	}
-	for _, cu := range c {
-		if cu != nil && cu.Body != "" {
-			cu.body = splitTemplate(cu.Body)
+	// Templates are split once here, into copies: c may be shared (a
+	// config's, or a test's across parallel handlers) and is not written.
+	prepared := make(Customs, len(c))
+	for t, cu := range c {
+		if cu == nil {
+			continue
 		}
+		cp := *cu
+		if cp.Body != "" {
+			cp.body = splitTemplate(cp.Body)
+		}
+		prepared[t] = &cp
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(&customWriter{ResponseWriter: w, customs: c}, r)
+		next.ServeHTTP(&customWriter{ResponseWriter: w, customs: prepared}, r)
 	})
 }
 

@@ -83,10 +83,6 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			// acted on and is the partner's to retry.
 			if lastErr == nil && closedUnderWrite(err) && safeToResend(req) && req.Context().Err() == nil {
 				lastErr, again = err, t
-				// Its other idle connections were likely closed with it.
-				if ci, ok := b.next.(interface{ CloseIdleConnections() }); ok {
-					ci.CloseIdleConnections()
-				}
 				continue
 			}
 			return nil, err

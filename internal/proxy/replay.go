@@ -23,12 +23,21 @@ const maxReplayBody = 64 << 10
 // ahead or buffered before the request is sent. net/http still decides
 // whether a resend is safe (nothing written, or an idempotent method on a
 // connection the server closed).
+//
+// Only idempotent methods get one: net/http also resends a POST or PATCH
+// that has GetBody and an Idempotency-Key header, after the backend may
+// have acted on it, and that is the partner's call, not the gateway's.
 func makeReplayable(out *http.Request) {
 	if out.Body == nil || out.Body == http.NoBody || out.GetBody != nil ||
 		out.ContentLength <= 0 || out.ContentLength > maxReplayBody {
 		return
 	}
-	rb := &replayBody{src: out.Body}
+	switch out.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+	default:
+		return
+	}
+	rb := &replayBody{src: out.Body, seen: make([]byte, 0, out.ContentLength)}
 	out.Body = rb
 	out.GetBody = rb.replay
 }

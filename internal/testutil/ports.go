@@ -36,7 +36,9 @@ const lowestPickablePort = 10000
 func PickPort() (int, error) {
 	hi := ephemeralLow()
 	if hi <= lowestPickablePort+100 {
-		return 0, fmt.Errorf("ephemeral port range starts at %d: no room below it", hi)
+		// No room below the ephemeral range (some containers use
+		// 1024-65535): fall back to the kernel's choice, racy as it is.
+		return kernelPort()
 	}
 	pickedMu.Lock()
 	defer pickedMu.Unlock()
@@ -54,6 +56,16 @@ func PickPort() (int, error) {
 		return p, nil
 	}
 	return 0, errors.New("no free port found below the ephemeral range after 200 tries")
+}
+
+// kernelPort is a port the kernel hands out for ":0", free at the call.
+func kernelPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("picking a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // FreePort is PickPort for tests: it fails the test when no port is found.

@@ -15,9 +15,15 @@ import (
 // are then closed after [DefaultIdleConnTimeout] since nothing reuses
 // them.
 type Rotating struct {
-	mu  sync.Mutex // serializes Rotate
-	cur atomic.Pointer[http.Transport]
+	mu      sync.Mutex // serializes Rotate and guards retired
+	cur     atomic.Pointer[http.Transport]
+	retired []*http.Transport // newest last, at most maxRetired
 }
+
+// maxRetired bounds the old pools kept to have their idle connections
+// closed; an older one is let go after a last close, its connections
+// still busy then expiring idle on their own.
+const maxRetired = 4
 
 // NewRotating returns a Rotating that starts with t.
 func NewRotating(t *http.Transport) *Rotating {
@@ -35,15 +41,30 @@ func (r *Rotating) RoundTrip(req *http.Request) (*http.Response, error) {
 // closes the old pool's idle connections.
 func (r *Rotating) Rotate() {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	old := r.cur.Load()
 	// Clone copies the settings (dialers, TLS verification) and not the
 	// connections, and sets up HTTP/2 afresh for the new pool.
 	r.cur.Store(old.Clone())
-	r.mu.Unlock()
-	old.CloseIdleConnections()
+	r.retired = append(r.retired, old)
+	if len(r.retired) > maxRetired {
+		r.retired[0].CloseIdleConnections()
+		r.retired = r.retired[1:]
+	}
+	// Connections of older pools that finished their requests since the
+	// last rotation are idle now; close them too.
+	for _, t := range r.retired {
+		t.CloseIdleConnections()
+	}
 }
 
-// CloseIdleConnections closes the current pool's idle connections.
+// CloseIdleConnections closes the idle connections of the current pool
+// and of the retired ones.
 func (r *Rotating) CloseIdleConnections() {
 	r.cur.Load().CloseIdleConnections()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.retired {
+		t.CloseIdleConnections()
+	}
 }

@@ -29,6 +29,7 @@ const (
 // res or err is set; a caller that gave up (its context ended) never reads
 // them, so the worker may write them at any time.
 type meterCall struct {
+	ctx  context.Context // the caller's: a call it gave up on is not sent
 	keys []string
 	args []any
 	res  []int64
@@ -39,16 +40,24 @@ type meterCall struct {
 // meterBatcher feeds Meter calls to meterWorkers goroutines, each of which
 // sends whatever is queued as one pipeline of EVALSHAs.
 type meterBatcher struct {
-	s     *Store
-	calls chan *meterCall
-	quit  chan struct{}
-	start sync.Once
-	stop  sync.Once
-	wg    sync.WaitGroup
+	s      *Store
+	client redis.UniversalClient
+	calls  chan *meterCall
+	quit   chan struct{}
+	start  sync.Once
+	wg     sync.WaitGroup
+
+	// mu orders enqueueing (read-locked) against close (locked), so that
+	// nothing is queued after close has drained the queue.
+	mu     sync.RWMutex
+	closed bool
 }
 
-func newMeterBatcher(s *Store) *meterBatcher {
-	return &meterBatcher{s: s, calls: make(chan *meterCall, meterWorkers*maxMeterBatch), quit: make(chan struct{})}
+// newMeterBatcher sends through client, which must not retry: go-redis
+// resends a whole pipeline when a connection fails after some replies
+// were read, and every script that had replied would count twice.
+func newMeterBatcher(s *Store, client redis.UniversalClient) *meterBatcher {
+	return &meterBatcher{s: s, client: client, calls: make(chan *meterCall, meterWorkers*maxMeterBatch), quit: make(chan struct{})}
 }
 
 // errStoreClosed answers calls made after Close.
@@ -57,18 +66,9 @@ var errStoreClosed = errors.New("redis store closed")
 // run sends one call and waits for its result. The workers start on the
 // first call, so a store that never meters runs no goroutine.
 func (b *meterBatcher) run(ctx context.Context, keys []string, args []any) ([]int64, error) {
-	b.start.Do(func() {
-		for range meterWorkers {
-			b.wg.Go(b.work)
-		}
-	})
-	c := &meterCall{keys: keys, args: args, done: make(chan struct{})}
-	select {
-	case b.calls <- c:
-	case <-b.quit:
-		return nil, errStoreClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	c := &meterCall{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
+	if err := b.enqueue(c); err != nil {
+		return nil, err
 	}
 	select {
 	case <-c.done:
@@ -81,7 +81,14 @@ func (b *meterBatcher) run(ctx context.Context, keys []string, args []any) ([]in
 // close stops the workers. Calls still queued are answered with
 // errStoreClosed.
 func (b *meterBatcher) close() {
-	b.stop.Do(func() { close(b.quit) })
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	close(b.quit)
+	b.mu.Unlock()
 	b.wg.Wait()
 	for {
 		select {
@@ -91,6 +98,27 @@ func (b *meterBatcher) close() {
 		default:
 			return
 		}
+	}
+}
+
+// enqueue queues c, starting the workers on the first call, unless the
+// batcher is closed or c's context ends first.
+func (b *meterBatcher) enqueue(c *meterCall) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return errStoreClosed
+	}
+	b.start.Do(func() {
+		for range meterWorkers {
+			b.wg.Go(b.work)
+		}
+	})
+	select {
+	case b.calls <- c:
+		return nil
+	case <-c.ctx.Done():
+		return c.ctx.Err()
 	}
 }
 
@@ -117,31 +145,66 @@ func (b *meterBatcher) work() {
 	}
 }
 
-// send runs batch as one pipeline. Its deadline is the store's operation
+// send runs batch as one pipeline. Calls whose caller gave up while they
+// were queued are answered and left out: the caller has already applied
+// the failure mode, and counting them now would count a request that was
+// refused or let through uncounted. The deadline is the store's operation
 // timeout, which every caller's own context also carries.
 func (b *meterBatcher) send(batch []*meterCall) {
-	ctx, cancel := context.WithTimeout(context.Background(), b.s.timeout)
-	defer cancel()
-	if len(batch) == 1 {
-		// Script.Run loads the script itself when Redis has not cached it.
-		c := batch[0]
-		c.res, c.err = meterScript.Run(ctx, b.s.client, c.keys, c.args...).Int64Slice()
-		close(c.done)
+	live := batch[:0:0]
+	for _, c := range batch {
+		if err := c.ctx.Err(); err != nil {
+			c.err = err
+			close(c.done)
+			continue
+		}
+		live = append(live, c)
+	}
+	if len(live) == 0 {
 		return
 	}
-	pipe := b.s.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(batch))
-	for i, c := range batch {
-		cmds[i] = meterScript.EvalSha(ctx, pipe, c.keys, c.args...)
-	}
-	_, _ = pipe.Exec(ctx) // each command carries its own error
-	for i, c := range batch {
+	ctx, cancel := context.WithTimeout(context.Background(), b.s.timeout)
+	defer cancel()
+	cmds := b.pipeline(ctx, live)
+	var again []int
+	for i, c := range live {
 		c.res, c.err = cmds[i].Int64Slice()
 		if c.err != nil && redis.HasErrorPrefix(c.err, "NOSCRIPT") {
-			// Redis restarted or was flushed since the script was cached:
-			// Run sends it again by EVAL, which also caches it.
-			c.res, c.err = meterScript.Run(ctx, b.s.client, c.keys, c.args...).Int64Slice()
+			again = append(again, i)
 		}
+	}
+	if len(again) > 0 {
+		// Redis restarted or was flushed since the script was cached:
+		// load it once (on every master of a Cluster), then send only
+		// those calls again, still as one pipeline.
+		if err := meterScript.Load(ctx, b.client).Err(); err != nil {
+			for _, i := range again {
+				live[i].err = err
+			}
+		} else {
+			retry := make([]*meterCall, len(again))
+			for j, i := range again {
+				retry[j] = live[i]
+			}
+			cmds := b.pipeline(ctx, retry)
+			for j, c := range retry {
+				c.res, c.err = cmds[j].Int64Slice()
+			}
+		}
+	}
+	for _, c := range live {
 		close(c.done)
 	}
+}
+
+// pipeline sends one EVALSHA per call in one round trip; each command
+// carries its own error.
+func (b *meterBatcher) pipeline(ctx context.Context, calls []*meterCall) []*redis.Cmd {
+	pipe := b.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, c := range calls {
+		cmds[i] = meterScript.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	return cmds
 }

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"strconv"
@@ -205,8 +206,35 @@ func TestMeterAfterClose(t *testing.T) {
 		t.Fatalf("Meter() before Close: %v", err)
 	}
 	s.Close()
-	if _, err := s.Meter(ctx, requestBuckets, "", nil, now); !errors.Is(err, store.ErrUnavailable) {
-		t.Errorf("Meter() after Close: got %v, want store.ErrUnavailable", err)
+	for range 20 { // before the fix, about half of these were queued and timed out
+		_, err := s.Meter(ctx, requestBuckets, "", nil, now)
+		if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, errStoreClosed) {
+			t.Fatalf("Meter() after Close: got %v, want store.ErrUnavailable from errStoreClosed", err)
+		}
+	}
+}
+
+// TestMeterCallerGaveUpNotCounted: a call whose caller's context ended
+// before it was sent is answered with that error and never counted: the
+// caller has already applied its failure mode.
+func TestMeterCallerGaveUpNotCounted(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, Options{Addrs: []string{srv.Addr()}})
+	now := time.Now()
+	w := &store.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Limit: 100}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	for range 20 {
+		if _, err := s.Meter(gone, requestBuckets, "key_gone", w, now); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Meter() with a cancelled context: got %v, want context.Canceled", err)
+		}
+	}
+	// A live call after them is sent after any of them that were queued.
+	if _, err := s.Meter(ctx, requestBuckets, "key_gone", w, now); err != nil {
+		t.Fatalf("Meter(): %v", err)
+	}
+	if used, err := s.QuotaUsed(ctx, "key_gone", *w); err != nil || used != 1 {
+		t.Errorf("QuotaUsed(): got %d, %v, want 1 (the cancelled calls not counted)", used, err)
 	}
 }
 

@@ -67,6 +67,8 @@ type Store struct {
 	log     *slog.Logger
 	down    atomic.Bool
 	meter   *meterBatcher
+	// meterClient carries the metering pipelines; see newMeterBatcher.
+	meterClient redis.UniversalClient
 
 	keysKey, keyHashKey, plansKey string
 }
@@ -120,7 +122,7 @@ func New(o Options) (*Store, error) {
 		tlsConfig = o.TLS.Clone()
 	}
 
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
+	uo := &redis.UniversalOptions{
 		Addrs:      o.Addrs,
 		MasterName: o.MasterName,
 		Username:   o.Username,
@@ -145,7 +147,16 @@ func New(o Options) (*Store, error) {
 		// Maintenance notifications are a Redis Enterprise feature; asking
 		// plain Redis for them only costs a round trip per connection.
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
+	}
+	client := redis.NewUniversalClient(uo)
+	// Metering has a client of its own that never retries: go-redis
+	// resends a whole pipeline when a connection fails after some replies
+	// were read, and each script that had replied would count twice. A
+	// stale pooled connection then fails one batch (the failure mode
+	// applies) instead.
+	mo := *uo
+	mo.MaxRetries = -1
+	meterClient := redis.NewUniversalClient(&mo)
 	s := &Store{
 		client:     client,
 		prefix:     prefix,
@@ -155,7 +166,8 @@ func New(o Options) (*Store, error) {
 		keyHashKey: prefix + "keyhash",
 		plansKey:   prefix + "plans",
 	}
-	s.meter = newMeterBatcher(s)
+	s.meterClient = meterClient
+	s.meter = newMeterBatcher(s, meterClient)
 	return s, nil
 }
 
@@ -193,6 +205,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close releases the connections. The store must not be used afterwards.
 func (s *Store) Close() error {
 	s.meter.close()
+	s.meterClient.Close()
 	if err := s.client.Close(); err != nil {
 		return fmt.Errorf("closing redis client: %w", err)
 	}

@@ -41,9 +41,6 @@ type run struct {
 }
 
 func TestTopology(t *testing.T) {
-	if raceEnabled {
-		t.Skip("skipped under -race: see norace_test.go")
-	}
 	requireTools(t)
 
 	root := t.TempDir()

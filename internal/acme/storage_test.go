@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/drawbridge-gw/drawbridge/internal/acme"
 )
 
@@ -22,24 +24,28 @@ func TestCheckStorage(t *testing.T) {
 	if err := os.Mkdir(readOnly, 0o500); err != nil {
 		t.Fatal(err)
 	}
+	if os.Geteuid() == 0 {
+		// Root writes any folder whatever its mode; a read-only mount is
+		// what stops root, so the folder gets one.
+		if err := unix.Mount("tmpfs", readOnly, "tmpfs", unix.MS_RDONLY, "size=1m"); err != nil {
+			t.Fatalf("mounting a read-only tmpfs on %s (as root): %v", readOnly, err)
+		}
+		t.Cleanup(func() { unix.Unmount(readOnly, unix.MNT_DETACH) })
+	}
 	for _, tc := range []struct {
-		desc     string
-		storage  string
-		want     string // "" for no error
-		skipRoot bool   // root writes anywhere
+		desc    string
+		storage string
+		want    string // "" for no error
 	}{
 		{desc: "existing folder", storage: dir},
 		{desc: "missing folders under a writable one", storage: filepath.Join(dir, "a", "b", "acme")},
 		{desc: "a file", storage: file, want: "is not a folder"},
 		{desc: "under a file", storage: filepath.Join(file, "acme"), want: file + " is not a folder"},
-		{desc: "read-only folder", storage: readOnly, want: "cannot be written", skipRoot: true},
-		{desc: "under a read-only folder", storage: filepath.Join(readOnly, "acme"), want: "cannot be created: " + readOnly + " is not writable", skipRoot: true},
+		{desc: "read-only folder", storage: readOnly, want: "cannot be written"},
+		{desc: "under a read-only folder", storage: filepath.Join(readOnly, "acme"), want: "cannot be created: " + readOnly + " is not writable"},
 		{desc: "empty", storage: "", want: "storage folder is required"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			if tc.skipRoot && os.Geteuid() == 0 {
-				t.Skip("root may write any folder")
-			}
 			err := acme.CheckStorage(tc.storage)
 			switch {
 			case tc.want == "" && err != nil:

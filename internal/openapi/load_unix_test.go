@@ -3,6 +3,7 @@
 package openapi
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -16,6 +17,9 @@ func TestRefToFIFODoesNotBlock(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.json"), 0o600); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mkfifo: %v", err)
+		}
 		t.Skipf("mkfifo: %v", err)
 	}
 	def := filepath.Join(dir, "def.yaml")

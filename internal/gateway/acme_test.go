@@ -23,35 +23,23 @@ import (
 
 	"github.com/drawbridge-gw/drawbridge/internal/acme"
 	"github.com/drawbridge-gw/drawbridge/internal/config"
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"github.com/drawbridge-gw/drawbridge/internal/testutil/pebbletest"
 	"github.com/drawbridge-gw/drawbridge/internal/transport"
 )
 
 const acmeDomain = "api.example.com"
 
-// freeLoopbackPort is a port of 127.0.0.1 free at the time of the call:
-// pebble must know the gateway's ports before the gateway starts. Another
-// process may take it before the gateway binds it: startOnFreePorts
-// retries then.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startOnFreePorts starts a gateway whose config setup writes for two
-// ports picked with freeLoopbackPort (setup also starts what must know
-// them, such as pebble). A port taken by another process in between fails
+// ports picked with testutil.FreePort (setup also starts what must know
+// them, such as pebble: it must know the gateway's ports before the
+// gateway starts). A port taken by another process in between fails
 // gateway.New with EADDRINUSE: it tries again with new ports, up to 5
 // times.
 func startOnFreePorts(t *testing.T, setup func(httpsPort, httpPort int) string) (h *harness, httpsPort, httpPort int) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		httpsPort, httpPort = freeLoopbackPort(t), freeLoopbackPort(t)
+		httpsPort, httpPort = testutil.FreePort(t), testutil.FreePort(t)
 		if httpsPort == httpPort {
 			continue
 		}
@@ -413,7 +401,7 @@ routes:
 }
 
 // TestStartOnFreePortsRetries: a port another process takes between
-// freeLoopbackPort and the gateway's bind costs one more attempt, not the
+// testutil.FreePort and the gateway's bind costs one more attempt, not the
 // test.
 func TestStartOnFreePortsRetries(t *testing.T) {
 	t.Parallel()

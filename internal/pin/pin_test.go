@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"github.com/drawbridge-gw/drawbridge/internal/testutil/certs"
 	"github.com/drawbridge-gw/drawbridge/internal/transport"
 )
@@ -200,13 +201,7 @@ func TestPinnedTransportAccepts(t *testing.T) {
 
 func TestRunErrors(t *testing.T) {
 	t.Parallel()
-	// A port that was just free: nothing listens on it.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := l.Addr().String()
-	l.Close()
+	closed := testutil.FreeAddr(t) // nothing listens there
 
 	// Subtests run in parallel after this function returns, so servers
 	// are closed in Cleanup, not defer.

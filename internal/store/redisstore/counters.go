@@ -61,7 +61,7 @@ func micros(d time.Duration) string {
 // replicas together never exceed the limit.
 func (s *Store) Consume(ctx context.Context, keyID string, w *store.Window, now time.Time) (store.QuotaDecision, error) {
 	keys := []string{s.usageKey(keyID)}
-	args := []any{now.UTC().Format(counters.DayFormat)}
+	args := []any{s.days.of(now)}
 	if w != nil {
 		keys = append(keys, s.quotaKey(keyID, w.Start))
 		args = append(args, w.Limit, quotaExpiry(w))
@@ -109,14 +109,14 @@ func (s *Store) Meter(ctx context.Context, buckets []store.BucketCheck, keyID st
 	}
 	if keyID != "" {
 		keys = append(keys, s.usageKey(keyID))
-		args = append(args, now.UTC().Format(counters.DayFormat))
+		args = append(args, s.days.of(now))
 		if w != nil {
 			keys = append(keys, s.quotaKey(keyID, w.Start))
 			args = append(args, w.Limit, quotaExpiry(w))
 		}
 	}
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
+	// No opContext here: the batcher holds the call to the store's
+	// timeout itself, without a timer per request.
 	res, err := s.meter.run(ctx, keys, args)
 	if err != nil {
 		return store.MeterResult{Refused: -1}, s.fail(ctx, meterOp(buckets, keyID), err)
@@ -220,5 +220,6 @@ func (s *Store) usageKey(keyID string) string {
 }
 
 func (s *Store) quotaKey(keyID string, start time.Time) string {
-	return s.prefix + "quota:" + counters.QuotaKey(keyID, start)
+	// counters.QuotaKey, with the time's name remembered.
+	return s.prefix + "quota:" + keyID + "|" + s.windowStarts.of(start)
 }

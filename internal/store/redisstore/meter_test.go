@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -235,6 +236,39 @@ func TestMeterCallerGaveUpNotCounted(t *testing.T) {
 	}
 	if used, err := s.QuotaUsed(ctx, "key_gone", *w); err != nil || used != 1 {
 		t.Errorf("QuotaUsed(): got %d, %v, want 1 (the cancelled calls not counted)", used, err)
+	}
+}
+
+// TestMeterHungRedisAnswersEveryCall: with Redis hung, every Meter call
+// is answered as unavailable about when the store's timeout says, even
+// with more calls waiting than the queue holds, so that a request never
+// waits on the store longer than its timeout (the calls carry no timer of
+// their own; the batcher keeps their deadlines).
+func TestMeterHungRedisAnswersEveryCall(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	s := open(t, Options{Addrs: []string{hungServer(t)}, Timeout: timeout})
+	now := time.Now()
+	w := &store.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Limit: 100}
+	// 16 queues' worth: sent batch after batch, each waiting out the
+	// timeout, the last would be answered after 1.6 s.
+	calls := 16 * meterWorkers * maxMeterBatch
+	limit := timeout + 700*time.Millisecond
+	errs := make(chan error, calls)
+	for i := range calls {
+		go func() {
+			start := time.Now()
+			_, err := s.Meter(ctx, requestBuckets, "key_hung", w, now)
+			if e := time.Since(start); !errors.Is(err, store.ErrUnavailable) || e > limit {
+				errs <- fmt.Errorf("call %d: got %v after %v, want ErrUnavailable within %v", i, err, e, limit)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/drawbridge-gw/drawbridge/internal/store"
+	"github.com/drawbridge-gw/drawbridge/internal/store/internal/counters"
 )
 
 const (
@@ -71,6 +72,10 @@ type Store struct {
 	meterClient redis.UniversalClient
 
 	keysKey, keyHashKey, plansKey string
+
+	// days names the UTC day a request is counted on, windowStarts the
+	// start of its quota window (as counters.QuotaKey does).
+	days, windowStarts timeName
 }
 
 var _ store.Store = (*Store)(nil)
@@ -158,13 +163,15 @@ func New(o Options) (*Store, error) {
 	mo.MaxRetries = -1
 	meterClient := redis.NewUniversalClient(&mo)
 	s := &Store{
-		client:     client,
-		prefix:     prefix,
-		timeout:    timeout,
-		log:        log,
-		keysKey:    prefix + "keys",
-		keyHashKey: prefix + "keyhash",
-		plansKey:   prefix + "plans",
+		client:       client,
+		prefix:       prefix,
+		timeout:      timeout,
+		log:          log,
+		keysKey:      prefix + "keys",
+		keyHashKey:   prefix + "keyhash",
+		plansKey:     prefix + "plans",
+		days:         timeName{layout: counters.DayFormat, per: 24 * 60 * 60},
+		windowStarts: timeName{layout: time.RFC3339, per: 1},
 	}
 	s.meterClient = meterClient
 	s.meter = newMeterBatcher(s, meterClient)

@@ -368,9 +368,10 @@ func TestStartsWhileRedisDown(t *testing.T) {
 	}
 }
 
-func TestHungRedisTimesOut(t *testing.T) {
-	// A server that accepts connections and never answers, like a Redis
-	// stuck behind a dead network path.
+// hungServer starts a server that accepts connections and never answers,
+// like a Redis stuck behind a dead network path, and returns its address.
+func hungServer(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -397,12 +398,15 @@ func TestHungRedisTimesOut(t *testing.T) {
 		close(done)
 		conns.Wait()
 	})
+	return l.Addr().String()
+}
 
+func TestHungRedisTimesOut(t *testing.T) {
 	const timeout = 200 * time.Millisecond
-	s := open(t, Options{Addrs: []string{l.Addr().String()}, Timeout: timeout})
+	s := open(t, Options{Addrs: []string{hungServer(t)}, Timeout: timeout})
 	limit := timeout + 2*time.Second
 	start := time.Now()
-	_, err = s.Consume(ctx, "key_h", nil, time.Now())
+	_, err := s.Consume(ctx, "key_h", nil, time.Now())
 	if e := time.Since(start); !errors.Is(err, store.ErrUnavailable) || e > limit {
 		t.Errorf("Consume(key_h) on a hung server: got %v after %v, want ErrUnavailable within %v", err, e, limit)
 	}

@@ -15,6 +15,8 @@
 #   DRAWBRIDGE_BIN=path      use this binary instead of building ./cmd/drawbridge
 #   BENCH_SERVER_CPU=1 BENCH_LOAD_CPU=0
 #   BENCH_REDIS_CPU          CPU of redis-server (default: BENCH_LOAD_CPU; see below)
+#   BENCH_PAIRS=16           cycles of the paired keyed-vs-plain comparison (0: none)
+#   BENCH_PAIR_DURATION=2s   length of each phase of those cycles
 #   BENCH_KEEP=1             keep the temp dir (configs, logs, wrk output)
 #   BENCH_STRICT=1           fail on any non-2xx response (CI's smoke run)
 set -euo pipefail
@@ -23,6 +25,8 @@ ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
 C1000_DURATION=${BENCH_C1000_DURATION:-$DURATION}
+PAIRS=${BENCH_PAIRS:-16}
+PAIR_DURATION=${BENCH_PAIR_DURATION:-2s}
 PEERS=${BENCH_PEERS:-nginx drawbridge drawbridge-key-bolt drawbridge-key-redis direct}
 SERVER_CPU=${BENCH_SERVER_CPU:-1}
 LOAD_CPU=${BENCH_LOAD_CPU:-0}
@@ -48,7 +52,8 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 # --- arguments and tools ----------------------------------------------------
 
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS=$ROUNDS: want a positive integer"
-for d in "$DURATION" "$WARMUP" "$C1000_DURATION"; do
+[[ $PAIRS =~ ^[0-9]+$ ]] || die "BENCH_PAIRS=$PAIRS: want a whole number"
+for d in "$DURATION" "$WARMUP" "$C1000_DURATION" "$PAIR_DURATION"; do
 	[[ $d =~ ^[1-9][0-9]*[sm]?$ ]] || die "duration $d: want e.g. 10s or 1m"
 done
 for p in $PEERS; do
@@ -395,12 +400,23 @@ start_backend() {
 	wait_ready "$BACKEND_PORT" "$BACKEND_PID" backend
 }
 
-# start_peer starts PEER (and the backend) and sets PEER_PID, PEER_PORT and
+# peer_port prints the port a drawbridge peer listens on.
+peer_port() {
+	case $1 in
+	drawbridge) echo "$DRAWBRIDGE_PORT" ;;
+	drawbridge-key-bolt) echo "$KEY_BOLT_PORT" ;;
+	drawbridge-key-redis) echo "$KEY_REDIS_PORT" ;;
+	*) die "peer_port: $1 is not a drawbridge peer" ;;
+	esac
+}
+
+# start_peer starts PEER (and the backend, unless NO_BACKEND is given:
+# the paired cycles share one) and sets PEER_PID, PEER_PORT and
 # PEER_WRK_ARGS (what wrk adds to every request).
 start_peer() {
 	local peer=$1
 	PEER_WRK_ARGS=()
-	start_backend
+	[[ -n ${2:-} ]] || start_backend
 	case $peer in
 	direct)
 		PEER_PID=$BACKEND_PID PEER_PORT=$BACKEND_PORT
@@ -418,12 +434,7 @@ start_peer() {
 	drawbridge | drawbridge-key-*)
 		(cd "$tmp/$peer" && exec taskset -c "$SERVER_CPU" "$DRAWBRIDGE" serve -c drawbridge.yaml) \
 			>>"$tmp/logs/$peer.log" 2>&1 &
-		PEER_PID=$!
-		case $peer in
-		drawbridge) PEER_PORT=$DRAWBRIDGE_PORT ;;
-		drawbridge-key-bolt) PEER_PORT=$KEY_BOLT_PORT ;;
-		drawbridge-key-redis) PEER_PORT=$KEY_REDIS_PORT ;;
-		esac
+		PEER_PID=$! PEER_PORT=$(peer_port "$peer")
 		;;
 	esac
 	pids+=("$PEER_PID")
@@ -601,6 +612,38 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 done
 
+# Keyed against plain, paired. The machine's speed drifts by tens of
+# percent within minutes, more than a key check costs, and the rounds above
+# compare phases minutes apart. Here plain drawbridge and the keyed peers
+# run at once over one backend (an idle gateway costs nothing measurable)
+# and short keep-alive phases alternate between them, in an order rotated
+# each cycle, so each cycle's ratio compares phases seconds apart.
+PAIR_PEERS=()
+for peer in drawbridge drawbridge-key-bolt drawbridge-key-redis; do
+	has_peer "$peer" && PAIR_PEERS+=("$peer")
+done
+if ((PAIRS > 0 && ${#PAIR_PEERS[@]} > 1)) && has_peer drawbridge; then
+	log "paired cycles: $PAIRS x (${PAIR_PEERS[*]}) x $PAIR_DURATION keep-alive"
+	start_backend
+	declare -A pair_pid=()
+	for peer in "${PAIR_PEERS[@]}"; do
+		start_peer "$peer" shared
+		pair_pid[$peer]=$PEER_PID
+		wrk_run "pair-$peer-warmup" "$PEER_PORT" "$CONNS" "$WARMUP"
+	done
+	n=${#PAIR_PEERS[@]}
+	for cycle in $(seq 1 "$PAIRS"); do
+		for ((i = 0; i < n; i++)); do
+			peer=${PAIR_PEERS[$(((i + cycle - 1) % n))]}
+			PEER_PID=${pair_pid[$peer]} PEER_PORT=$(peer_port "$peer") PEER_WRK_ARGS=()
+			keyed "$peer" && PEER_WRK_ARGS=(-H "x-api-key: $API_KEY")
+			measure "p$cycle" "$peer" pair "$CONNS" "$PAIR_DURATION" "$(rss_kb $(tree "$PEER_PID"))"
+		done
+	done
+	for peer in "${PAIR_PEERS[@]}"; do stop "${pair_pid[$peer]}"; done
+	stop "$BACKEND_PID"
+fi
+
 for peer in $PEERS; do
 	# The keyed peers would only repeat plain drawbridge's connection cost.
 	keyed "$peer" && continue
@@ -630,6 +673,8 @@ keyed_note=
 if has_peer drawbridge-key-bolt || has_peer drawbridge-key-redis; then
 	keyed_note="
 \`drawbridge-key-bolt\` and \`drawbridge-key-redis\` are \`drawbridge\` with \`api_key_required: true\` on the route and a plan \`gold\` (throttle 1 000 000 req/s, burst 1 000 000; quota 10⁹ a MONTH) over a bolt file or a \`redis-server\` on 127.0.0.1 (pinned to CPU $REDIS_CPU, no persistence; by default the load generator's core, standing in for Redis's own host, so the server core carries only the gateway and the backend; BENCH_REDIS_CPU=$SERVER_CPU puts it on the server core). One key in that plan is made with \`drawbridge keys create\` before the gateway starts, and \`wrk\` sends it as \`x-api-key\` on every request, so each request is a key check plus a throttle and a quota count in the store. Before measuring, each start checks that a request without the key, or with a wrong one, gets 403 and one with it gets 200. The keyed peers skip the 1000-connection check."
+	((PAIRS > 0)) && has_peer drawbridge && keyed_note="$keyed_note
+The paired comparison then runs $PAIRS cycles of \`wrk -c$CONNS -d$PAIR_DURATION\` keep-alive on plain drawbridge and each keyed peer in turn, all of them running at once over one backend (\`BENCH_PAIRS\`, \`BENCH_PAIR_DURATION\`)."
 fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -670,7 +715,11 @@ EOF
 			add(k SUBSEP "cpu", $12); add(k SUBSEP "bcpu", $13); add(k SUBSEP "scpu", $17 + 0)
 			if (phase == "ka") rps_round[peer SUBSEP round] = $5
 			errs[k] += $8 + $9
-			if (phase != "c1000") {
+			if (phase == "pair") {
+				# Paired cycles: the round field is "pN".
+				cyc = substr(round, 2) + 0; if (cyc > ncyc) ncyc = cyc
+				pair_rps[peer SUBSEP cyc] = $5; pair_cpu[peer SUBSEP cyc] = $12; pair_bcpu[peer SUBSEP cyc] = $13
+			} else if (phase != "c1000") {
 				add(peer SUBSEP "idle", $10)
 				pk[peer SUBSEP round] = (pk[peer SUBSEP round] > $11) ? pk[peer SUBSEP round] : $11
 			} else {
@@ -742,6 +791,41 @@ EOF
 				}
 				print ""
 				print "Ratios are keep-alive medians unless named; p99 and CPU are from the keep-alive phase. The redis column is the CPU redis-server used per request, on top of the proxy CPU."
+			}
+			if (ncyc && ("drawbridge" SUBSEP 1) in pair_rps) {
+				print ""
+				print "### Keyed vs plain drawbridge, paired (" ncyc " cycle" (ncyc > 1 ? "s" : "") ")"
+				print ""
+				print "All three gateways running at once over one backend; each cycle runs a keep-alive phase on each in turn (order rotated per cycle), so a ratio compares phases seconds apart. The medians are over cycles."
+				print ""
+				print "| peer | req/s (median) | req/s ratio | per-cycle ratios | meets 0.90 | proxy CPU µs/req | proxy / backend CPU | CPU-normalised req/s ratio |"
+				print "|---|---:|---:|---:|---|---:|---:|---:|"
+				for (i = 1; i <= npeers; i++) {
+					p = order[i]
+					if (p !~ /^drawbridge/ || !((p SUBSEP 1) in pair_rps)) continue
+					rl = ""; rr = ""; cl = ""; il = ""; nl = ""
+					for (j = 1; j <= ncyc; j++) {
+						pp = "drawbridge" SUBSEP j
+						if (!((p SUBSEP j) in pair_rps) || pair_rps[pp] <= 0 || pair_bcpu[p SUBSEP j] <= 0 || pair_bcpu[pp] <= 0) continue
+						# The backend does the same work for every peer, so its CPU per
+						# request tells how fast the machine was in that phase.
+						ix = pair_cpu[p SUBSEP j] / pair_bcpu[p SUBSEP j]
+						ixp = pair_cpu[pp] / pair_bcpu[pp]
+						rl = rl (rl == "" ? "" : " ") pair_rps[p SUBSEP j]; cl = cl (cl == "" ? "" : " ") pair_cpu[p SUBSEP j]
+						rr = rr (rr == "" ? "" : " ") sprintf("%.2f", pair_rps[p SUBSEP j] / pair_rps[pp])
+						il = il (il == "" ? "" : " ") ix; nl = nl (nl == "" ? "" : " ") (1 + ixp) / (1 + ix)
+					}
+					if (rr == "") continue
+					if (p == "drawbridge") {
+						printf "| %s | %s | 1.00 | – | – | %.0f | %.2f | 1.00 |\n", p, grp(median(rl)), median(cl), median(il)
+						continue
+					}
+					r = median(rr)
+					printf "| %s | %s | %.2f | %s | %s | %.0f | %.2f | %.2f |\n", p, grp(median(rl)), r, rr, (r >= 0.90 ? "yes" : "**no**"),
+						median(cl), median(il), median(nl)
+				}
+				print ""
+				print "The req/s ratio is what the target names. The speed of this machine changes by up to half within seconds (the backend, whose work never changes, has used from about 55 to over 100 µs per request in one run), so it stays noisy even paired. The last two columns take that out: proxy / backend CPU is the CPU per request of the proxy in units of the CPU per request of the backend in the same phase, and the normalised ratio, (1 + plain) / (1 + keyed) of those, is the req/s ratio that cost gives on a core shared by proxy and backend."
 			}
 			print ""
 			print "## RSS at 1000 keep-alive connections"

@@ -41,8 +41,7 @@ const (
 type meterCall struct {
 	ctx      context.Context // the caller's: a call it gave up on is not sent
 	deadline time.Time       // the store's timeout, from when the call was made
-	keys     []string
-	args     []any
+	args     []any           // the whole EVALSHA command
 	res      []int64
 	err      error
 	done     chan struct{}
@@ -83,8 +82,8 @@ func (b *meterBatcher) meterTimeout() error {
 
 // run sends one call and waits for its result. The workers start on the
 // first call, so a store that never meters runs no goroutine.
-func (b *meterBatcher) run(ctx context.Context, keys []string, args []any) ([]int64, error) {
-	c := &meterCall{ctx: ctx, deadline: time.Now().Add(b.s.timeout), keys: keys, args: args, done: make(chan struct{})}
+func (b *meterBatcher) run(ctx context.Context, args []any) ([]int64, error) {
+	c := &meterCall{ctx: ctx, deadline: time.Now().Add(b.s.timeout), args: args, done: make(chan struct{})}
 	if err := b.enqueue(c); err != nil {
 		return nil, err
 	}
@@ -217,7 +216,7 @@ func (b *meterBatcher) send(batch []*meterCall) {
 	cmds := b.pipeline(ctx, live)
 	var again []int
 	for i, c := range live {
-		c.res, c.err = cmds[i].Int64Slice()
+		c.res, c.err = cmds[i].Result()
 		if c.err != nil && redis.HasErrorPrefix(c.err, "NOSCRIPT") {
 			again = append(again, i)
 		}
@@ -237,7 +236,7 @@ func (b *meterBatcher) send(batch []*meterCall) {
 			}
 			cmds := b.pipeline(ctx, retry)
 			for j, c := range retry {
-				c.res, c.err = cmds[j].Int64Slice()
+				c.res, c.err = cmds[j].Result()
 			}
 		}
 	}
@@ -247,12 +246,17 @@ func (b *meterBatcher) send(batch []*meterCall) {
 }
 
 // pipeline sends one EVALSHA per call in one round trip; each command
-// carries its own error.
-func (b *meterBatcher) pipeline(ctx context.Context, calls []*meterCall) []*redis.Cmd {
+// carries its own error. The replies are read straight into []int64
+// (IntSliceCmd), not through a []any of boxed numbers.
+func (b *meterBatcher) pipeline(ctx context.Context, calls []*meterCall) []*redis.IntSliceCmd {
 	pipe := b.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(calls))
+	cmds := make([]*redis.IntSliceCmd, len(calls))
 	for i, c := range calls {
-		cmds[i] = meterScript.EvalSha(ctx, pipe, c.keys, c.args...)
+		cmd := redis.NewIntSliceCmd(ctx, c.args...)
+		// The first key decides a Cluster's node; EVALSHA's is at 3.
+		cmd.SetFirstKeyPos(3)
+		cmds[i] = cmd
+		_ = pipe.Process(ctx, cmd)
 	}
 	_, _ = pipe.Exec(ctx)
 	return cmds

@@ -94,30 +94,47 @@ func (s *Store) Meter(ctx context.Context, buckets []store.BucketCheck, keyID st
 		return store.MeterResult{Refused: -1}, nil
 	}
 	n := len(buckets)
-	keys := make([]string, 0, n+2)
-	args := make([]any, 0, 1+2*n+3)
-	args = append(args, n)
-	for _, b := range buckets {
-		keys = append(keys, s.bucketKey(b.Bucket))
-		if !(b.Throttle.Rate > 0) {
-			// A zero rate refuses everything and never refills.
-			args = append(args, 0, 0)
-			continue
-		}
-		interval, tau := gcra.Params(b.Throttle)
-		args = append(args, micros(interval), micros(tau))
-	}
+	var ka *keyArgs
+	nkeys := n
 	if keyID != "" {
-		keys = append(keys, s.usageKey(keyID))
-		args = append(args, s.days.of(now))
+		ka = s.args.key(keyID, w)
+		nkeys++
 		if w != nil {
-			keys = append(keys, s.quotaKey(keyID, w.Start))
-			args = append(args, w.Limit, quotaExpiry(w))
+			nkeys++
+		}
+	}
+	var bucketArr [4]*bucketArgs
+	ba := bucketArr[:0]
+	for _, b := range buckets {
+		ba = append(ba, s.args.bucket(b))
+	}
+	// EVALSHA sha numkeys KEYS... ARGV..., as meterScript documents; built
+	// here rather than by Script.EvalSha so that every value is one
+	// boxed already (see meterArgs).
+	args := make([]any, 0, 3+nkeys+1+2*n+3)
+	args = append(args, "evalsha", meterSHA, nkeys)
+	for _, b := range ba {
+		args = append(args, b.key)
+	}
+	if ka != nil {
+		args = append(args, ka.usage)
+		if w != nil {
+			args = append(args, ka.quota)
+		}
+	}
+	args = append(args, n)
+	for _, b := range ba {
+		args = append(args, b.interval, b.tau)
+	}
+	if ka != nil {
+		args = append(args, s.days.arg(now))
+		if w != nil {
+			args = append(args, ka.limit, ka.quotaExpires)
 		}
 	}
 	// No opContext here: the batcher holds the call to the store's
 	// timeout itself, without a timer per request.
-	res, err := s.meter.run(ctx, keys, args)
+	res, err := s.meter.run(ctx, args)
 	if err != nil {
 		return store.MeterResult{Refused: -1}, s.fail(ctx, meterOp(buckets, keyID), err)
 	}

@@ -76,6 +76,8 @@ type Store struct {
 	// days names the UTC day a request is counted on, windowStarts the
 	// start of its quota window (as counters.QuotaKey does).
 	days, windowStarts timeName
+	// args keeps the arguments of metering calls.
+	args meterArgs
 }
 
 var _ store.Store = (*Store)(nil)
@@ -175,6 +177,7 @@ func New(o Options) (*Store, error) {
 	}
 	s.meterClient = meterClient
 	s.meter = newMeterBatcher(s, meterClient)
+	s.args.s = s
 	return s, nil
 }
 

@@ -21,18 +21,30 @@ type timeName struct {
 type formatted struct {
 	slot int64
 	name string
+	arg  any // name, boxed for a command's arguments
 }
 
 func (n *timeName) of(t time.Time) string {
+	return n.lookup(t).name
+}
+
+// arg is of(t) as a command argument, without boxing it again.
+func (n *timeName) arg(t time.Time) any {
+	return n.lookup(t).arg
+}
+
+func (n *timeName) lookup(t time.Time) *formatted {
 	sec := t.Unix()
 	if sec < 0 {
-		return t.UTC().Format(n.layout)
+		name := t.UTC().Format(n.layout)
+		return &formatted{name: name, arg: name}
 	}
 	slot := sec / n.per
 	if f := n.last.Load(); f != nil && f.slot == slot {
-		return f.name
+		return f
 	}
 	name := t.UTC().Format(n.layout)
-	n.last.Store(&formatted{slot: slot, name: name})
-	return name
+	f := &formatted{slot: slot, name: name, arg: name}
+	n.last.Store(f)
+	return f
 }

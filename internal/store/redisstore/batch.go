@@ -41,7 +41,8 @@ const (
 type meterCall struct {
 	ctx      context.Context // the caller's: a call it gave up on is not sent
 	deadline time.Time       // the store's timeout, from when the call was made
-	args     []any           // the whole EVALSHA command
+	args     []any           // the EVALSHA command but for reps, with room for it
+	n        int             // buckets checked, to split a group's reply
 	res      []int64
 	err      error
 	done     chan struct{}
@@ -82,8 +83,8 @@ func (b *meterBatcher) meterTimeout() error {
 
 // run sends one call and waits for its result. The workers start on the
 // first call, so a store that never meters runs no goroutine.
-func (b *meterBatcher) run(ctx context.Context, args []any) ([]int64, error) {
-	c := &meterCall{ctx: ctx, deadline: time.Now().Add(b.s.timeout), args: args, done: make(chan struct{})}
+func (b *meterBatcher) run(ctx context.Context, args []any, n int) ([]int64, error) {
+	c := &meterCall{ctx: ctx, deadline: time.Now().Add(b.s.timeout), args: args, n: n, done: make(chan struct{})}
 	if err := b.enqueue(c); err != nil {
 		return nil, err
 	}
@@ -213,30 +214,29 @@ func (b *meterBatcher) send(batch []*meterCall) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	cmds := b.pipeline(ctx, live)
-	var again []int
-	for i, c := range live {
-		c.res, c.err = cmds[i].Result()
-		if c.err != nil && redis.HasErrorPrefix(c.err, "NOSCRIPT") {
-			again = append(again, i)
+	groups := groupCalls(live)
+	b.pipeline(ctx, groups)
+	var again []*meterGroup
+	for _, g := range groups {
+		res, err := g.cmd.Result()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			again = append(again, g)
+			continue
 		}
+		g.answer(res, err)
 	}
 	if len(again) > 0 {
 		// Redis restarted or was flushed since the script was cached:
 		// load it once (on every master of a Cluster), then send only
-		// those calls again, still as one pipeline.
+		// those groups again, still as one pipeline.
 		if err := meterScript.Load(ctx, b.client).Err(); err != nil {
-			for _, i := range again {
-				live[i].err = err
+			for _, g := range again {
+				g.answer(nil, err)
 			}
 		} else {
-			retry := make([]*meterCall, len(again))
-			for j, i := range again {
-				retry[j] = live[i]
-			}
-			cmds := b.pipeline(ctx, retry)
-			for j, c := range retry {
-				c.res, c.err = cmds[j].Result()
+			b.pipeline(ctx, again)
+			for _, g := range again {
+				g.answer(g.cmd.Result())
 			}
 		}
 	}
@@ -245,19 +245,96 @@ func (b *meterBatcher) send(batch []*meterCall) {
 	}
 }
 
-// pipeline sends one EVALSHA per call in one round trip; each command
-// carries its own error. The replies are read straight into []int64
-// (IntSliceCmd), not through a []any of boxed numbers.
-func (b *meterBatcher) pipeline(ctx context.Context, calls []*meterCall) []*redis.IntSliceCmd {
+// meterGroup is calls of one batch with the same arguments: the same
+// buckets and limits, key, window and day, as a busy partner's requests
+// are. They go as one run of meterScript that meters each in turn, which
+// is what as many runs in a row would do, for one command's work on both
+// sides.
+type meterGroup struct {
+	calls []*meterCall
+	cmd   *redis.IntSliceCmd
+}
+
+// maxGroupScan bounds how many groups a call is compared with, so that a
+// batch of many different keys costs little to group.
+const maxGroupScan = 8
+
+func groupCalls(live []*meterCall) []*meterGroup {
+	groups := make([]*meterGroup, 0, len(live))
+next:
+	for _, c := range live {
+		for _, g := range groups[max(0, len(groups)-maxGroupScan):] {
+			if sameArgs(g.calls[0].args, c.args) {
+				g.calls = append(g.calls, c)
+				continue next
+			}
+		}
+		groups = append(groups, &meterGroup{calls: []*meterCall{c}})
+	}
+	return groups
+}
+
+// sameArgs compares two calls' arguments: strings and numbers, which
+// compare by value inside an interface.
+func sameArgs(a, b []any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// answer splits the group's reply into one result per call, each trimmed
+// to the buckets its request checked, as meterResult reads them.
+func (g *meterGroup) answer(res []int64, err error) {
+	if err == nil {
+		err = g.split(res)
+	}
+	if err != nil {
+		for _, c := range g.calls {
+			c.res, c.err = nil, err
+		}
+	}
+}
+
+func (g *meterGroup) split(res []int64) error {
+	n := g.calls[0].n
+	block := 4 + 4*n
+	if len(res) != len(g.calls)*block {
+		return fmt.Errorf("unexpected script result: %d values for %d requests of %d buckets", len(res), len(g.calls), n)
+	}
+	for i, c := range g.calls {
+		r := res[i*block : (i+1)*block : (i+1)*block]
+		checked := n
+		if r[0] >= 0 {
+			checked = int(r[0]) + 1
+		}
+		if r[0] < -1 || checked > n {
+			return fmt.Errorf("unexpected script result: request %d refused by bucket %d of %d", i, r[0], n)
+		}
+		c.res = r[:4+4*checked]
+	}
+	return nil
+}
+
+// pipeline sends one EVALSHA per group in one round trip, with the
+// group's size as the last argument; each command carries its own error.
+// The replies are read straight into []int64 (IntSliceCmd), not through a
+// []any of boxed numbers.
+func (b *meterBatcher) pipeline(ctx context.Context, groups []*meterGroup) {
 	pipe := b.client.Pipeline()
-	cmds := make([]*redis.IntSliceCmd, len(calls))
-	for i, c := range calls {
-		cmd := redis.NewIntSliceCmd(ctx, c.args...)
+	for _, g := range groups {
+		// The first call's args have room for reps; a retry appends it
+		// again in the same place.
+		args := append(g.calls[0].args, len(g.calls))
+		g.cmd = redis.NewIntSliceCmd(ctx, args...)
 		// The first key decides a Cluster's node; EVALSHA's is at 3.
-		cmd.SetFirstKeyPos(3)
-		cmds[i] = cmd
-		_ = pipe.Process(ctx, cmd)
+		g.cmd.SetFirstKeyPos(3)
+		_ = pipe.Process(ctx, g.cmd)
 	}
 	_, _ = pipe.Exec(ctx)
-	return cmds
 }

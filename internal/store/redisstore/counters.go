@@ -84,8 +84,9 @@ func quotaExpiry(w *store.Window) int64 {
 	return w.End.Add(24 * time.Hour).UnixMilli()
 }
 
-// Meter implements store.Meter: every bucket and the count in one script,
-// so one round trip per request. The script applies the buckets as Allow
+// Meter implements store.Meter: every bucket and the count in one script
+// (shared with the same key's other requests in its batch; see
+// meterGroup), so one round trip per request. The script applies the buckets as Allow
 // does, one after another on the server's clock, and counts as Consume
 // does; nothing else runs between them, which only narrows what Allow and
 // Consume called in turn allow.
@@ -93,6 +94,28 @@ func (s *Store) Meter(ctx context.Context, buckets []store.BucketCheck, keyID st
 	if len(buckets) == 0 && keyID == "" {
 		return store.MeterResult{Refused: -1}, nil
 	}
+	args := s.meterCommand(buckets, keyID, w, now)
+	n := len(buckets)
+	// No opContext here: the batcher holds the call to the store's
+	// timeout itself, without a timer per request.
+	res, err := s.meter.run(ctx, args, n)
+	if err != nil {
+		return store.MeterResult{Refused: -1}, s.fail(ctx, meterOp(buckets, keyID), err)
+	}
+	s.up()
+	out, ok := meterResult(res, n, keyID != "")
+	if !ok {
+		return store.MeterResult{Refused: -1}, fmt.Errorf("%s: unexpected script result %v", meterOp(buckets, keyID), res)
+	}
+	return out, nil
+}
+
+// meterCommand is the EVALSHA of meterScript for one request, but for its
+// last argument (reps), which the batcher adds for the calls it sends
+// together: sha, numkeys, KEYS, ARGV, as meterScript documents. It is
+// built here rather than by Script.EvalSha so that every value is one
+// boxed already (see meterArgs).
+func (s *Store) meterCommand(buckets []store.BucketCheck, keyID string, w *store.Window, now time.Time) []any {
 	n := len(buckets)
 	var ka *keyArgs
 	nkeys := n
@@ -108,10 +131,8 @@ func (s *Store) Meter(ctx context.Context, buckets []store.BucketCheck, keyID st
 	for _, b := range buckets {
 		ba = append(ba, s.args.bucket(b))
 	}
-	// EVALSHA sha numkeys KEYS... ARGV..., as meterScript documents; built
-	// here rather than by Script.EvalSha so that every value is one
-	// boxed already (see meterArgs).
-	args := make([]any, 0, 3+nkeys+1+2*n+3)
+	// One more for the batcher's reps.
+	args := make([]any, 0, 3+nkeys+1+2*n+3+1)
 	args = append(args, "evalsha", meterSHA, nkeys)
 	for _, b := range ba {
 		args = append(args, b.key)
@@ -132,18 +153,7 @@ func (s *Store) Meter(ctx context.Context, buckets []store.BucketCheck, keyID st
 			args = append(args, ka.limit, ka.quotaExpires)
 		}
 	}
-	// No opContext here: the batcher holds the call to the store's
-	// timeout itself, without a timer per request.
-	res, err := s.meter.run(ctx, args)
-	if err != nil {
-		return store.MeterResult{Refused: -1}, s.fail(ctx, meterOp(buckets, keyID), err)
-	}
-	s.up()
-	out, ok := meterResult(res, n, keyID != "")
-	if !ok {
-		return store.MeterResult{Refused: -1}, fmt.Errorf("%s: unexpected script result %v", meterOp(buckets, keyID), res)
-	}
-	return out, nil
+	return args
 }
 
 // meterResult reads meterScript's result for n buckets; ok is false when

@@ -293,3 +293,87 @@ func BenchmarkMeterParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestMeterGroupCountsEachRequest: calls of one key and plan sent together
+// are one script run that meters each in turn, and the outcome is what
+// as many single calls give: exactly the burst passes the throttle, of
+// those exactly the quota's limit is counted, and each caller gets its
+// own answer.
+func TestMeterGroupCountsEachRequest(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, Options{Addrs: []string{srv.Addr()}})
+	now := time.Now()
+	w := &store.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Limit: 5}
+	// A rate so low nothing refills during the test: the burst is all.
+	buckets := []store.BucketCheck{{Bucket: "key:key_g", Throttle: store.Throttle{Rate: 0.001, Burst: 8}}}
+	other := []store.BucketCheck{{Bucket: "key:key_o", Throttle: store.Throttle{Rate: 1e6, Burst: 1e6}}}
+	// Load the script, so the group below is one EVALSHA.
+	if _, err := s.Meter(ctx, other, "key_o", nil, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := rawClient(t, srv.Addr()).ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatalf("CONFIG RESETSTAT: %v", err)
+	}
+	var batch []*meterCall
+	for i := range 12 {
+		args, n := s.meterCommand(buckets, "key_g", w, now), len(buckets)
+		if i == 6 { // another key in the middle of the batch
+			args, n = s.meterCommand(other, "key_o", nil, now), len(other)
+		}
+		batch = append(batch, &meterCall{ctx: ctx, deadline: time.Now().Add(testTimeout), args: args, n: n, done: make(chan struct{})})
+	}
+	s.meter.send(batch)
+	if n := scriptCalls(t, srv); n != 2 {
+		t.Errorf("scripts run for a batch of two keys: got %d, want 2", n)
+	}
+	var counted, quotaRefused, throttled int
+	var used []int64
+	for i, c := range batch {
+		<-c.done
+		if c.err != nil {
+			t.Fatalf("call %d: %v", i, c.err)
+		}
+		r, ok := meterResult(c.res, 1, true)
+		if !ok {
+			t.Fatalf("call %d: result %v is not one request's", i, c.res)
+		}
+		switch {
+		case i == 6:
+			if r.Refused != -1 || !r.Quota.Allowed {
+				t.Errorf("the other key's call: %+v, want allowed", r)
+			}
+		case r.Refused == 0:
+			throttled++
+		case !r.Quota.Allowed:
+			quotaRefused++
+		default:
+			counted++
+			used = append(used, r.Quota.Used)
+		}
+	}
+	// 11 calls of key_g: 8 pass the burst, 5 of those are counted.
+	if counted != 5 || quotaRefused != 3 || throttled != 3 {
+		t.Errorf("of 11 grouped calls: %d counted, %d over quota, %d throttled; want 5, 3, 3", counted, quotaRefused, throttled)
+	}
+	for i, u := range used {
+		if u != int64(i+1) {
+			t.Errorf("counted calls saw used %v, want 1 to 5 in order", used)
+			break
+		}
+	}
+	if got, err := s.QuotaUsed(ctx, "key_g", *w); err != nil || got != 5 {
+		t.Errorf("QuotaUsed(key_g): got %d, %v, want 5", got, err)
+	}
+	raw := rawClient(t, srv.Addr())
+	// The counter goes a day after its window ends; the bucket when it
+	// would be full again (8 requests at 0.001/s: 8000 s).
+	if ttl, err := raw.PTTL(ctx, s.quotaKey("key_g", w.Start)).Result(); err != nil || ttl < 24*time.Hour || ttl > 25*time.Hour {
+		t.Errorf("PTTL(quota of key_g): got %v, %v, want about 25h", ttl, err)
+	}
+	if ttl, err := raw.PTTL(ctx, s.bucketKey("key:key_g")).Result(); err != nil || ttl < 7990*time.Second || ttl > 8000*time.Second {
+		t.Errorf("PTTL(bucket of key_g): got %v, %v, want about 8000s", ttl, err)
+	}
+	if u, err := s.Usage(ctx, "key_g", now, now); err != nil || u[now.UTC().Format("2006-01-02")] != 5 {
+		t.Errorf("Usage(key_g): got %v, %v, want 5 today", u, err)
+	}
+}

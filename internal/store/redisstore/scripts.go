@@ -98,72 +98,108 @@ redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 return {1, used}
 `)
 
-// meterScript is allowScript for each bucket in turn, stopping at the
-// first refusal, then, if none refused and a key is given, consumeScript:
-// every limit of one request in one round trip. One TIME serves every
-// bucket, since nothing else runs while the script does.
+// meterScript meters reps requests with the same limits, one after
+// another: for each, allowScript for each bucket in turn, stopping at the
+// first refusal, then, if none refused and a key is given, consumeScript.
+// A request's limits take one script; a batch's requests of one key and
+// plan take one too. One TIME serves them all, since nothing else runs
+// while the script does: reps requests are metered as if they arrived
+// together, each one after the last, as reps scripts in a row would.
 // KEYS: n buckets, then the usage hash and the quota counter when given.
 // ARGV: n, then emission interval µs and tolerance µs for each bucket (an
 // interval of 0 is a rate of 0, which refuses), then day, limit, expiry
-// (Unix ms) as consumeScript's.
-// Returns {refused bucket (0-based) or -1, counted, quota allowed, used},
-// followed by {allowed, remaining, retry after µs, reset µs} for each
-// bucket checked.
+// (Unix ms) as consumeScript's when there is a key, and last reps.
+// Returns, for each request, {refused bucket (0-based) or -1, counted,
+// quota allowed, used}, then {allowed, remaining, retry after µs, reset
+// µs} for each bucket checked, padded with zeros to 4 + 4n values.
 var meterScript = redis.NewScript(`
 if redis.replicate_commands then redis.replicate_commands() end
 local n = tonumber(ARGV[1])
+local reps = tonumber(ARGV[#ARGV])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local out = {-1, 0, 0, 0}
-for i = 1, n do
-  local interval = tonumber(ARGV[2 * i])
-  local tau = tonumber(ARGV[2 * i + 1])
-  if interval <= 0 then
-    out[1] = i - 1
-    for _ = 1, 4 do out[#out + 1] = 0 end
-    return out
-  end
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-  local start = tat
-  if start < now then start = now end
-  local newtat = start + interval
-  local ahead = newtat - now
-  if ahead > tau then
-    out[1] = i - 1
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-    out[#out + 1] = math.ceil(ahead - tau)
-    out[#out + 1] = math.ceil(start - now)
-    return out
-  end
-  local ttl = math.max(1, math.ceil(ahead / 1000))
-  redis.call('SET', KEYS[i], string.format('%.17g', newtat), 'PX', string.format('%d', ttl))
-  out[#out + 1] = 1
-  out[#out + 1] = math.floor((tau - ahead) / interval)
-  out[#out + 1] = 0
-  out[#out + 1] = math.ceil(ahead)
-end
 local usage = KEYS[n + 1]
-if not usage then return out end
-out[2] = 1
-local used = 0
 local quota = KEYS[n + 2]
+-- The state is read once and written once for all reps requests: nothing
+-- else runs in between, so this is what reps scripts in a row would do.
+local tats, dirty = {}, {}
+for i = 1, n do
+  if tonumber(ARGV[2 * i]) > 0 then
+    tats[i] = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  end
+end
+local used, was, limit = 0, 0, 0
 if quota then
   used = tonumber(redis.call('GET', quota) or '0') or 0
-  if used >= tonumber(ARGV[2 * n + 3]) then
-    out[4] = used
-    return out
+  was = used
+  limit = tonumber(ARGV[2 * n + 3])
+end
+local counted = 0
+local out = {}
+for _ = 1, reps do
+  local base = #out
+  out[base + 1] = -1
+  out[base + 2] = 0
+  out[base + 3] = 0
+  out[base + 4] = 0
+  local refused = false
+  for i = 1, n do
+    local interval = tonumber(ARGV[2 * i])
+    local tau = tonumber(ARGV[2 * i + 1])
+    if interval <= 0 then
+      out[base + 1] = i - 1
+      for _ = 1, 4 do out[#out + 1] = 0 end
+      refused = true
+      break
+    end
+    local start = tats[i]
+    if start < now then start = now end
+    local newtat = start + interval
+    local ahead = newtat - now
+    if ahead > tau then
+      out[base + 1] = i - 1
+      out[#out + 1] = 0
+      out[#out + 1] = 0
+      out[#out + 1] = math.ceil(ahead - tau)
+      out[#out + 1] = math.ceil(start - now)
+      refused = true
+      break
+    end
+    tats[i] = newtat
+    dirty[i] = true
+    out[#out + 1] = 1
+    out[#out + 1] = math.floor((tau - ahead) / interval)
+    out[#out + 1] = 0
+    out[#out + 1] = math.ceil(ahead)
   end
-  used = redis.call('INCR', quota)
-  if used == 1 then
+  if not refused and usage then
+    out[base + 2] = 1
+    if not quota or used < limit then
+      if quota then used = used + 1 end
+      counted = counted + 1
+      out[base + 3] = 1
+    end
+    out[base + 4] = used
+  end
+  while #out < base + 4 + 4 * n do out[#out + 1] = 0 end
+end
+for i = 1, n do
+  if dirty[i] then
+    local ttl = math.max(1, math.ceil((tats[i] - now) / 1000))
+    redis.call('SET', KEYS[i], string.format('%.17g', tats[i]), 'PX', string.format('%d', ttl))
+  end
+end
+if used > was then
+  redis.call('INCRBY', quota, used - was)
+  if was == 0 then
     local exp = tonumber(ARGV[2 * n + 4])
     local nowms = math.floor(now / 1000)
     if exp <= nowms then exp = nowms + 86400000 end
     redis.call('PEXPIREAT', quota, string.format('%d', exp))
   end
 end
-redis.call('HINCRBY', usage, ARGV[2 * n + 2], 1)
-out[3] = 1
-out[4] = used
+if counted > 0 then
+  redis.call('HINCRBY', usage, ARGV[2 * n + 2], counted)
+end
 return out
 `)

@@ -179,7 +179,8 @@ type Meter interface {
 	// "", it does what Consume(ctx, keyID, w, now) does. The outcome is
 	// that of those calls made one after another: a refused bucket takes
 	// nothing, the buckets before it keep the tokens they gave, and a
-	// refused request is never counted.
+	// refused request is never counted. The buckets' names are distinct
+	// (the Redis store reads every bucket once, before any is taken from).
 	Meter(ctx context.Context, buckets []BucketCheck, keyID string, w *Window, now time.Time) (MeterResult, error)
 }
 

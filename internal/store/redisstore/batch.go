@@ -66,7 +66,8 @@ type meterBatcher struct {
 
 // newMeterBatcher sends through client, which must not retry: go-redis
 // resends a whole pipeline when a connection fails after some replies
-// were read, and every script that had replied would count twice.
+// were read, and every script that had replied would count twice (see
+// also noRetry, for Cluster clients).
 func newMeterBatcher(s *Store, client redis.UniversalClient) *meterBatcher {
 	return &meterBatcher{s: s, client: client, calls: make(chan *meterCall, meterWorkers*maxMeterBatch), quit: make(chan struct{})}
 }
@@ -189,14 +190,17 @@ func (b *meterBatcher) work() {
 // answered by its deadline: calls leave the queue in order, all with the
 // same timeout, so a worker still busy with an earlier batch frees up by
 // the time a queued call's deadline comes, and a call found past it is
-// answered at once.
+// answered at once. A call with less than a quarter of its time left
+// (it queued behind a slow Redis) is answered as timed out too, rather
+// than hold the fresh calls of its batch to its own short deadline.
 func (b *meterBatcher) send(batch []*meterCall) {
 	live := batch[:0:0]
 	now := time.Now()
+	minLeft := b.s.timeout / 4
 	var deadline time.Time
 	for _, c := range batch {
 		err := c.ctx.Err()
-		if err == nil && !now.Before(c.deadline) {
+		if err == nil && c.deadline.Sub(now) < minLeft {
 			err = b.meterTimeout()
 		}
 		if err != nil {
@@ -334,7 +338,25 @@ func (b *meterBatcher) pipeline(ctx context.Context, groups []*meterGroup) {
 		g.cmd = redis.NewIntSliceCmd(ctx, args...)
 		// The first key decides a Cluster's node; EVALSHA's is at 3.
 		g.cmd.SetFirstKeyPos(3)
-		_ = pipe.Process(ctx, g.cmd)
+		_ = pipe.Process(ctx, noRetry{g.cmd})
 	}
-	_, _ = pipe.Exec(ctx)
+	if _, err := pipe.Exec(ctx); err != nil {
+		// A command left with neither a reply nor an error of its own
+		// takes the pipeline's, so that it counts as Redis failing.
+		for _, g := range groups {
+			if res, cerr := g.cmd.Result(); res == nil && cerr == nil {
+				g.cmd.SetErr(err)
+			}
+		}
+	}
 }
+
+// noRetry marks a metering command as not to be sent again. The metering
+// client already has retries off, but a Cluster client resends a node's
+// whole pipeline after a connection fails mid-reply (MaxRetries does not
+// cover that), and every script that had already run would count twice.
+// Redirections (MOVED, ASK) are still followed: they mean the script did
+// not run.
+type noRetry struct{ *redis.IntSliceCmd }
+
+func (noRetry) NoRetry() bool { return true }

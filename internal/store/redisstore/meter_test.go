@@ -377,3 +377,105 @@ func TestMeterGroupCountsEachRequest(t *testing.T) {
 		t.Errorf("Usage(key_g): got %v, %v, want 5 today", u, err)
 	}
 }
+
+// TestMeterGroupMatchesSingleCalls: a group of calls gives each caller
+// what the same calls sent one at a time give, with several buckets, a
+// refusal by the second, a rate of zero, a key without a quota, buckets
+// alone, and a quota running out, and leaves the same counts behind.
+func TestMeterGroupMatchesSingleCalls(t *testing.T) {
+	srv := redistest.Start(t)
+	now := time.Now()
+	// At 0.001/s nothing refills while the test runs, so the one clock of
+	// a group and the several of single calls give the same remaining.
+	wide := store.Throttle{Rate: 0.001, Burst: 1000}
+	two := store.Throttle{Rate: 0.001, Burst: 2}
+	window := func(limit int64) *store.Window {
+		return &store.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Limit: limit}
+	}
+	cases := []struct {
+		name    string
+		buckets []store.BucketCheck
+		keyID   string
+		w       *store.Window
+	}{
+		{"second bucket refuses", []store.BucketCheck{{Bucket: "key:a", Throttle: wide}, {Bucket: "route:a", Throttle: two}}, "key_a", window(10)},
+		{"rate of zero", []store.BucketCheck{{Bucket: "key:b", Throttle: wide}, {Bucket: "route:b", Throttle: store.Throttle{}}}, "key_b", window(10)},
+		{"key without a quota", []store.BucketCheck{{Bucket: "key:c", Throttle: two}}, "key_c", nil},
+		{"buckets alone", []store.BucketCheck{{Bucket: "route:d", Throttle: wide}, {Bucket: "gateway", Throttle: two}}, "", nil},
+		{"quota runs out", []store.BucketCheck{{Bucket: "key:e", Throttle: wide}}, "key_e", window(3)},
+	}
+	const calls = 5
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			grouped := open(t, Options{Addrs: []string{srv.Addr()}, Prefix: fmt.Sprintf("{g%d}:", i)})
+			single := open(t, Options{Addrs: []string{srv.Addr()}, Prefix: fmt.Sprintf("{s%d}:", i)})
+			call := func(s *Store) *meterCall {
+				return &meterCall{ctx: ctx, deadline: time.Now().Add(testTimeout), args: s.meterCommand(tc.buckets, tc.keyID, tc.w, now), n: len(tc.buckets), done: make(chan struct{})}
+			}
+			var group, one []*meterCall
+			for range calls {
+				group = append(group, call(grouped))
+			}
+			grouped.meter.send(group)
+			for range calls {
+				c := call(single)
+				single.meter.send([]*meterCall{c})
+				one = append(one, c)
+			}
+			for j := range calls {
+				g, ok1 := meterResult(group[j].res, len(tc.buckets), tc.keyID != "")
+				s, ok2 := meterResult(one[j].res, len(tc.buckets), tc.keyID != "")
+				if group[j].err != nil || one[j].err != nil || !ok1 || !ok2 {
+					t.Fatalf("call %d: grouped %v, %v; single %v, %v", j, group[j].res, group[j].err, one[j].res, one[j].err)
+				}
+				// Retry-after and reset come from each script's own clock.
+				for k := range g.Decisions {
+					g.Decisions[k].RetryAfter, g.Decisions[k].Reset = 0, 0
+					s.Decisions[k].RetryAfter, s.Decisions[k].Reset = 0, 0
+				}
+				if fmt.Sprint(g) != fmt.Sprint(s) {
+					t.Errorf("call %d: grouped %+v, single %+v", j, g, s)
+				}
+			}
+			if tc.keyID == "" {
+				return
+			}
+			gu, err1 := grouped.Usage(ctx, tc.keyID, now, now)
+			su, err2 := single.Usage(ctx, tc.keyID, now, now)
+			if err1 != nil || err2 != nil || fmt.Sprint(gu) != fmt.Sprint(su) {
+				t.Errorf("usage: grouped %v, %v; single %v, %v", gu, err1, su, err2)
+			}
+			if tc.w != nil {
+				gq, err1 := grouped.QuotaUsed(ctx, tc.keyID, *tc.w)
+				sq, err2 := single.QuotaUsed(ctx, tc.keyID, *tc.w)
+				if err1 != nil || err2 != nil || gq != sq {
+					t.Errorf("quota used: grouped %d, %v; single %d, %v", gq, err1, sq, err2)
+				}
+			}
+		})
+	}
+}
+
+// TestMeterStaleCallNotSentWithFreshOnes: a call that waited most of its
+// time in the queue is answered as timed out, not sent, so that the fresh
+// calls of its batch keep their own deadlines.
+func TestMeterStaleCallNotSentWithFreshOnes(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, Options{Addrs: []string{srv.Addr()}})
+	now := time.Now()
+	w := &store.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Limit: 100}
+	call := func(left time.Duration) *meterCall {
+		return &meterCall{ctx: ctx, deadline: time.Now().Add(left), args: s.meterCommand(requestBuckets, "key_st", w, now), n: len(requestBuckets), done: make(chan struct{})}
+	}
+	stale, fresh := call(testTimeout/8), call(testTimeout)
+	s.meter.send([]*meterCall{stale, fresh})
+	if !errors.Is(stale.err, context.DeadlineExceeded) {
+		t.Errorf("call with an eighth of its time left: got %v, want a timeout", stale.err)
+	}
+	if fresh.err != nil {
+		t.Errorf("fresh call: %v", fresh.err)
+	}
+	if used, err := s.QuotaUsed(ctx, "key_st", *w); err != nil || used != 1 {
+		t.Errorf("QuotaUsed(): got %d, %v, want 1 (the stale call not counted)", used, err)
+	}
+}

@@ -316,11 +316,11 @@ func TestMeterGroupCountsEachRequest(t *testing.T) {
 	}
 	var batch []*meterCall
 	for i := range 12 {
-		args, n := s.meterCommand(buckets, "key_g", w, now), len(buckets)
+		c := testCall(s, buckets, "key_g", w, now, testTimeout)
 		if i == 6 { // another key in the middle of the batch
-			args, n = s.meterCommand(other, "key_o", nil, now), len(other)
+			c = testCall(s, other, "key_o", nil, now, testTimeout)
 		}
-		batch = append(batch, &meterCall{ctx: ctx, deadline: time.Now().Add(testTimeout), args: args, n: n, done: make(chan struct{})})
+		batch = append(batch, c)
 	}
 	s.meter.send(batch)
 	if n := scriptCalls(t, srv); n != 2 {
@@ -410,7 +410,7 @@ func TestMeterGroupMatchesSingleCalls(t *testing.T) {
 			grouped := open(t, Options{Addrs: []string{srv.Addr()}, Prefix: fmt.Sprintf("{g%d}:", i)})
 			single := open(t, Options{Addrs: []string{srv.Addr()}, Prefix: fmt.Sprintf("{s%d}:", i)})
 			call := func(s *Store) *meterCall {
-				return &meterCall{ctx: ctx, deadline: time.Now().Add(testTimeout), args: s.meterCommand(tc.buckets, tc.keyID, tc.w, now), n: len(tc.buckets), done: make(chan struct{})}
+				return testCall(s, tc.buckets, tc.keyID, tc.w, now, testTimeout)
 			}
 			var group, one []*meterCall
 			for range calls {
@@ -465,7 +465,7 @@ func TestMeterStaleCallNotSentWithFreshOnes(t *testing.T) {
 	now := time.Now()
 	w := &store.Window{Start: now.Add(-time.Hour), End: now.Add(time.Hour), Limit: 100}
 	call := func(left time.Duration) *meterCall {
-		return &meterCall{ctx: ctx, deadline: time.Now().Add(left), args: s.meterCommand(requestBuckets, "key_st", w, now), n: len(requestBuckets), done: make(chan struct{})}
+		return testCall(s, requestBuckets, "key_st", w, now, left)
 	}
 	stale, fresh := call(testTimeout/8), call(testTimeout)
 	s.meter.send([]*meterCall{stale, fresh})
@@ -478,4 +478,10 @@ func TestMeterStaleCallNotSentWithFreshOnes(t *testing.T) {
 	if used, err := s.QuotaUsed(ctx, "key_st", *w); err != nil || used != 1 {
 		t.Errorf("QuotaUsed(): got %d, %v, want 1 (the stale call not counted)", used, err)
 	}
+}
+
+// testCall is one Meter call as Meter queues it, with left until its
+// deadline, for tests that hand batches to send themselves.
+func testCall(s *Store, buckets []store.BucketCheck, keyID string, w *store.Window, now time.Time, left time.Duration) *meterCall {
+	return &meterCall{ctx: ctx, deadline: time.Now().Add(left), args: s.meterCommand(buckets, keyID, w, now), n: len(buckets), done: make(chan struct{})}
 }

@@ -75,11 +75,11 @@ func newMeterBatcher(s *Store, client redis.UniversalClient) *meterBatcher {
 // errStoreClosed answers calls made after Close.
 var errStoreClosed = errors.New("redis store closed")
 
-// meterTimeout answers a call whose deadline passed before it was sent or
-// answered; it wraps context.DeadlineExceeded, so the store counts it as
-// Redis being unavailable, as it does a timed-out command.
+// meterTimeout answers a call that could not be sent and answered within
+// the store's timeout; it wraps context.DeadlineExceeded, so the store
+// counts it as Redis being unavailable, as it does a timed-out command.
 func (b *meterBatcher) meterTimeout() error {
-	return fmt.Errorf("no metering reply within %v: %w", b.s.timeout, context.DeadlineExceeded)
+	return fmt.Errorf("metering call not answered within the store timeout (%v): %w", b.s.timeout, context.DeadlineExceeded)
 }
 
 // run sends one call and waits for its result. The workers start on the

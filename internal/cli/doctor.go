@@ -23,7 +23,9 @@ func doctorCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Check every hop of a config for real: certificates, DNS, TCP, TLS, health",
 		Long: `Load the config and check every hop it describes, one line per hop:
 each listener's certificate and key (parse, match, chain order, names,
-expiry, client CA file), and each upstream target's DNS name, TCP reach, TLS
+expiry, client CA file), a Redis store (that it answers, over TLS verified
+as the gateway does when store.tls is set, and how many keys and plans it
+holds), and each upstream target's DNS name, TCP reach, TLS
 handshake verified exactly as the gateway verifies it (pins, CA, system
 roots, server_name, client certificate, min_version, legacy opt-ins) and, if
 the upstream has one, a GET of its health path.

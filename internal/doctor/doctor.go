@@ -38,6 +38,8 @@ const (
 const (
 	KindListener = "listener"
 	KindUpstream = "upstream"
+	// KindStore is the hop to a Redis store.
+	KindStore = "store"
 )
 
 // DefaultTimeout bounds each network step (lookup, connect, handshake,
@@ -78,8 +80,8 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Run checks every listener of cfg, then every target of every upstream
-// in name order, and returns one hop each in that order. Targets are
+// Run checks every listener of cfg, then a Redis store, then every target
+// of every upstream in name order, and returns one hop each in that order. Targets are
 // checked concurrently. Only the addresses in cfg (and its resolvers) are
 // dialed.
 func Run(ctx context.Context, cfg *config.Config, o Options) []Hop {
@@ -97,6 +99,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) []Hop {
 		}
 		hops = append(hops, checkACME(ctx, lc, o.Now())...)
 	}
+	hops = append(hops, checkStore(ctx, cfg, o.Timeout)...)
 	type job struct {
 		uc     *config.Upstream
 		target string

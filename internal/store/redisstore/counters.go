@@ -86,10 +86,10 @@ func quotaExpiry(w *store.Window) int64 {
 
 // Meter implements store.Meter: every bucket and the count in one script
 // (shared with the same key's other requests in its batch; see
-// meterGroup), so one round trip per request. The script applies the buckets as Allow
-// does, one after another on the server's clock, and counts as Consume
-// does; nothing else runs between them, which only narrows what Allow and
-// Consume called in turn allow.
+// meterGroup), so one round trip per request. The script applies the
+// buckets as Allow does, one after another on the server's clock, and
+// counts as Consume does; nothing else runs between them, which only
+// narrows what Allow and Consume called in turn allow.
 func (s *Store) Meter(ctx context.Context, buckets []store.BucketCheck, keyID string, w *store.Window, now time.Time) (store.MeterResult, error) {
 	if len(buckets) == 0 && keyID == "" {
 		return store.MeterResult{Refused: -1}, nil

@@ -67,24 +67,43 @@ func fixture(t *testing.T, name string) string {
 	return p
 }
 
+// writeDefinition writes an API definition into a temporary folder and
+// returns its path.
+func writeDefinition(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startAPIGateway starts a gateway whose one upstream, named upstream, is
+// rb, serving the definition def through apis:, with apiLines added to
+// that entry (each indented four spaces) and tail after the memory store.
+func startAPIGateway(t *testing.T, rb *recordingBackend, upstream, def, apiLines, tail string) *harness {
+	t.Helper()
+	return startGateway(t, listenerYAML+fmt.Sprintf(`
+upstreams:
+  %s:
+    targets: [%s]
+    tls: {server_name: backend.internal, pins: [%q]}
+apis:
+  - openapi: %q
+%s
+store: {type: memory}
+%s
+`, upstream, rb.url, rb.pin, def, apiLines, tail))
+}
+
 // TestAPIsEndToEnd imports the PetStore fixture through the config's apis:
 // and calls each route through a real listener to a real self-signed
 // backend, checking what the backend saw and what the partner got.
 func TestAPIsEndToEnd(t *testing.T) {
 	t.Parallel()
 	rb := newRecordingBackend(t)
-	h := startGateway(t, listenerYAML+fmt.Sprintf(`
-upstreams:
-  onprem:
-    targets: [%s]
-    tls: {server_name: backend.internal, pins: [%q]}
-apis:
-  - openapi: %q
-    upstreams: {petstore.example.com: onprem}
-store: {type: memory}
-plans:
-  gold: {throttle: {rate: 1000, burst: 1000}}
-`, rb.url, rb.pin, fixture(t, "petstore-oas30.yaml")))
+	h := startAPIGateway(t, rb, "onprem", fixture(t, "petstore-oas30.yaml"), `    upstreams: {petstore.example.com: onprem}`, `plans:
+  gold: {throttle: {rate: 1000, burst: 1000}}`)
 	h.addKey("acme", goodKey, "gold")
 	key := []string{"x-api-key", goodKey}
 	with := func(extra ...string) []string { return append(append([]string{}, key...), extra...) }
@@ -183,21 +202,11 @@ func checkSeen(t *testing.T, desc string, got, want seen) {
 func TestAPIsProxyEndToEnd(t *testing.T) {
 	t.Parallel()
 	rb := newRecordingBackend(t)
-	h := startGateway(t, listenerYAML+fmt.Sprintf(`
-upstreams:
-  orders:
-    targets: [%s]
-    tls: {server_name: backend.internal, pins: [%q]}
-apis:
-  - openapi: %q
-    stage: prod
+	h := startAPIGateway(t, rb, "orders", fixture(t, "proxy-swagger2.json"), `    stage: prod
     stage_variables: {vpcLinkId: vl-abc}
     upstreams: {vl-abc: orders}
-    base_paths: [/, /prod]
-store: {type: memory}
-plans:
-  gold: {throttle: {rate: 1000, burst: 1000}}
-`, rb.url, rb.pin, fixture(t, "proxy-swagger2.json")))
+    base_paths: [/, /prod]`, `plans:
+  gold: {throttle: {rate: 1000, burst: 1000}}`)
 	h.addKey("acme", goodKey, "gold")
 	// GET / requires a key (a Swagger 2.0 securityDefinitions apiKey).
 	if got := h.get("/"); got.status != 403 || got.body != `{"message":"Forbidden"}` {
@@ -268,17 +277,8 @@ func TestAPIsResourcePolicy(t *testing.T) {
 	}
 	for _, tc := range tests {
 		rb := newRecordingBackend(t)
-		h := startGateway(t, listenerYAML+fmt.Sprintf(`
-upstreams:
-  orders:
-    targets: [%s]
-    tls: {server_name: backend.internal, pins: [%q]}
-apis:
-  - openapi: %q
-    stage: prod
-    upstreams: {orders.example.com: orders}
-store: {type: memory}
-`, rb.url, rb.pin, tc.definition))
+		h := startAPIGateway(t, rb, "orders", tc.definition, `    stage: prod
+    upstreams: {orders.example.com: orders}`, "")
 		if got := h.do("GET", "/orders/1", nil); got.status != tc.getStatus || (tc.getStatus == 403 && got.body != denied) {
 			t.Errorf("%s: GET /orders/1: got %d %s, want %d", tc.desc, got.status, got.body, tc.getStatus)
 		}
@@ -301,8 +301,7 @@ store: {type: memory}
 // backend, even when the mapping's source is absent.
 func TestAPIsMappedHeadersAreTheGateways(t *testing.T) {
 	t.Parallel()
-	def := filepath.Join(t.TempDir(), "spoof.yaml")
-	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+	def := writeDefinition(t, "spoof.yaml", `openapi: 3.0.1
 info: {title: t, version: "1"}
 paths:
   /s:
@@ -315,20 +314,9 @@ paths:
           integration.request.header.X-Client-Ip: "context.identity.sourceIp"
           integration.request.header.X-Request: "context.requestId"
           integration.request.header.X-Tenant-Id: "method.request.header.x-tenant"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	rb := newRecordingBackend(t)
-	h := startGateway(t, listenerYAML+fmt.Sprintf(`
-upstreams:
-  onprem:
-    targets: [%s]
-    tls: {server_name: backend.internal, pins: [%q]}
-apis:
-  - openapi: %q
-    upstreams: {b.example.com: onprem}
-store: {type: memory}
-`, rb.url, rb.pin, def))
+	h := startAPIGateway(t, rb, "onprem", def, `    upstreams: {b.example.com: onprem}`, "")
 	got := h.do("GET", "/s", nil, "X-Client-Ip", "10.9.9.9", "X-Tenant-Id", "evil", "X-Request", "spoofed")
 	if got.status != 200 {
 		t.Fatalf("GET /s: got %d %s, want 200", got.status, got.body)
@@ -354,8 +342,7 @@ store: {type: memory}
 // the response.
 func TestAPIsStatusMapToNoContent(t *testing.T) {
 	t.Parallel()
-	def := filepath.Join(t.TempDir(), "nocontent.yaml")
-	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+	def := writeDefinition(t, "nocontent.yaml", `openapi: 3.0.1
 info: {title: t, version: "1"}
 paths:
   /x:
@@ -366,20 +353,9 @@ paths:
         uri: "https://b.example.com/x"
         responses:
           default: {statusCode: "204"}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	rb := newRecordingBackend(t)
-	h := startGateway(t, listenerYAML+fmt.Sprintf(`
-upstreams:
-  onprem:
-    targets: [%s]
-    tls: {server_name: backend.internal, pins: [%q]}
-apis:
-  - openapi: %q
-    upstreams: {b.example.com: onprem}
-store: {type: memory}
-`, rb.url, rb.pin, def))
+	h := startAPIGateway(t, rb, "onprem", def, `    upstreams: {b.example.com: onprem}`, "")
 	for range 2 { // the connection stays usable
 		if got := h.get("/x"); got.status != 204 || got.body != "" {
 			t.Errorf("GET /x: got %d %q, want 204 and no body", got.status, got.body)
@@ -396,8 +372,7 @@ store: {type: memory}
 // every base path.
 func TestAPIsBasePathsShareLimits(t *testing.T) {
 	t.Parallel()
-	def := filepath.Join(t.TempDir(), "limits.yaml")
-	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+	def := writeDefinition(t, "limits.yaml", `openapi: 3.0.1
 info: {title: t, version: "1"}
 components:
   securitySchemes:
@@ -410,26 +385,14 @@ paths:
     get:
       security: [{api_key: []}]
       x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: "https://b.example.com/y"}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	rb := newRecordingBackend(t)
-	h := startGateway(t, listenerYAML+fmt.Sprintf(`
-upstreams:
-  onprem:
-    targets: [%s]
-    tls: {server_name: backend.internal, pins: [%q]}
-apis:
-  - openapi: %q
-    stage: prod
+	h := startAPIGateway(t, rb, "onprem", def, `    stage: prod
     upstreams: {b.example.com: onprem}
     base_paths: [/, /prod]
-    throttle: {rate: 0.001, burst: 2}
-store: {type: memory}
-plans:
+    throttle: {rate: 0.001, burst: 2}`, `plans:
   gold:
-    methods: {"GET /y": {rate: 0.001, burst: 1}}
-`, rb.url, rb.pin, def))
+    methods: {"GET /y": {rate: 0.001, burst: 1}}`)
 	h.addKey("acme", goodKey, "gold")
 	var got []int
 	for _, p := range []string{"/x", "/prod/x", "/x"} {
@@ -452,8 +415,7 @@ plans:
 // Internal server error, not the backend's answer.
 func TestAPIsStatusMapWithoutDefault(t *testing.T) {
 	t.Parallel()
-	def := filepath.Join(t.TempDir(), "nodefault.yaml")
-	if err := os.WriteFile(def, []byte(`openapi: 3.0.1
+	def := writeDefinition(t, "nodefault.yaml", `openapi: 3.0.1
 info: {title: t, version: "1"}
 paths:
   /x:
@@ -465,20 +427,9 @@ paths:
         responses:
           "4\\d{2}": {statusCode: "400"}
           "200": {statusCode: "200"}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	rb := newRecordingBackend(t)
-	h := startGateway(t, listenerYAML+fmt.Sprintf(`
-upstreams:
-  onprem:
-    targets: [%s]
-    tls: {server_name: backend.internal, pins: [%q]}
-apis:
-  - openapi: %q
-    upstreams: {b.example.com: onprem}
-store: {type: memory}
-`, rb.url, rb.pin, def))
+	h := startAPIGateway(t, rb, "onprem", def, `    upstreams: {b.example.com: onprem}`, "")
 	tests := []struct {
 		backendStatus string
 		status        int
@@ -513,16 +464,7 @@ func TestAPIsReloadKeepsServingOnBrokenDefinition(t *testing.T) {
 	const b = "  /b:\n    get:\n      x-amazon-apigateway-integration: {type: http_proxy, httpMethod: GET, uri: \"https://b.example.com/b\"}\n"
 	write(head + a)
 	rb := newRecordingBackend(t)
-	h := startGateway(t, listenerYAML+fmt.Sprintf(`
-upstreams:
-  onprem:
-    targets: [%s]
-    tls: {server_name: backend.internal, pins: [%q]}
-apis:
-  - openapi: %q
-    upstreams: {b.example.com: onprem}
-store: {type: memory}
-`, rb.url, rb.pin, def))
+	h := startAPIGateway(t, rb, "onprem", def, `    upstreams: {b.example.com: onprem}`, "")
 	if got := h.get("/a"); got.status != 200 {
 		t.Fatalf("GET /a: got %d, want 200", got.status)
 	}

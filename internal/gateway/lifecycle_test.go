@@ -173,15 +173,17 @@ routes:
 	}
 }
 
-// TestHostNameTargetFollowsDNS changes the address of a host-name target
-// in DNS while the gateway runs: traffic follows without a restart, even
-// though kept-alive connections to the old address exist.
-func TestHostNameTargetFollowsDNS(t *testing.T) {
-	t.Parallel()
+// startMovingBackend starts two backends made by handler on one port, one
+// named first on 127.0.0.1 and one named second on 127.0.0.2, and a
+// gateway that reaches them as backend.test, which its DNS server points
+// at the first; a test moves it with dns.Set. It checks that the first
+// answers /x before it returns.
+func startMovingBackend(t *testing.T, handler func(name string) http.Handler) (*harness, *dnstest.Server) {
+	t.Helper()
 	cert := certs.SelfSigned(t, certs.Options{DNSNames: []string{"backend.test"}})
-	first := startBackendOn(t, "127.0.0.1:0", cert, "first")
+	first := startHandlerOn(t, "127.0.0.1:0", cert, handler("first"))
 	port := first.Listener.Addr().(*net.TCPAddr).Port
-	startBackendOn(t, fmt.Sprintf("127.0.0.2:%d", port), cert, "second")
+	startHandlerOn(t, fmt.Sprintf("127.0.0.2:%d", port), cert, handler("second"))
 	dns := dnstest.Start(t, "backend.test.")
 	dns.Set(false, "127.0.0.1")
 	h := startGateway(t, listenerYAML+fmt.Sprintf(`
@@ -198,6 +200,19 @@ routes:
 	if got := h.get("/x"); got.body != "first:/x" {
 		t.Fatalf("before the DNS change: got %q, want first:/x", got.body)
 	}
+	return h, dns
+}
+
+// TestHostNameTargetFollowsDNS changes the address of a host-name target
+// in DNS while the gateway runs: traffic follows without a restart, even
+// though kept-alive connections to the old address exist.
+func TestHostNameTargetFollowsDNS(t *testing.T) {
+	t.Parallel()
+	h, dns := startMovingBackend(t, func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, name+":"+r.URL.Path)
+		})
+	})
 	dns.Set(false, "127.0.0.2")
 	waitFor(t, "traffic on the new address", func() bool { return h.get("/x").body == "second:/x" })
 }
@@ -208,7 +223,6 @@ routes:
 // the gateway must move new requests to the new one anyway.
 func TestHostNameTargetFollowsDNSUnderLoad(t *testing.T) {
 	t.Parallel()
-	cert := certs.SelfSigned(t, certs.Options{DNSNames: []string{"backend.test"}})
 	slow := func(name string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/load" {
@@ -217,25 +231,7 @@ func TestHostNameTargetFollowsDNSUnderLoad(t *testing.T) {
 			io.WriteString(w, name+":"+r.URL.Path)
 		})
 	}
-	first := startHandlerOn(t, "127.0.0.1:0", cert, slow("first"))
-	port := first.Listener.Addr().(*net.TCPAddr).Port
-	startHandlerOn(t, fmt.Sprintf("127.0.0.2:%d", port), cert, slow("second"))
-	dns := dnstest.Start(t, "backend.test.")
-	dns.Set(false, "127.0.0.1")
-	h := startGateway(t, listenerYAML+fmt.Sprintf(`
-upstreams:
-  onprem:
-    targets: [https://backend.test:%d]
-    resolver: %s
-    dns_refresh: 50ms
-    tls: {pins: [%q]}
-routes:
-  - path: /{proxy+}
-    upstream: onprem
-`, port, dns.Addr(), transport.SPKIPin(cert.Cert)))
-	if got := h.get("/x"); got.body != "first:/x" {
-		t.Fatalf("before the DNS change: got %q, want first:/x", got.body)
-	}
+	h, dns := startMovingBackend(t, slow)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

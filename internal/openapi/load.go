@@ -40,7 +40,7 @@ type loaded struct {
 // encodings, with its external $refs resolved relative to it. Swagger 2.0
 // is converted to OpenAPI 3, x-amazon-apigateway-any-method included.
 func load(path string) (*loaded, error) {
-	data, err := readLimited(path)
+	data, err := readDefinition(path)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,9 @@ func loadSwagger2(data []byte, loader *openapi3.Loader, location *url.URL) (*ope
 	return doc, nil
 }
 
-func readLimited(path string) ([]byte, error) {
+// readDefinition reads the definition file at path, refusing anything but
+// a regular file.
+func readDefinition(path string) ([]byte, error) {
 	// Checked before opening: opening a FIFO would block (a reload
 	// holding its lock, and shutdown waiting on it).
 	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() {
@@ -141,6 +143,12 @@ func readLimited(path string) ([]byte, error) {
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
 		return nil, errors.New("is a directory, not a definition file")
 	}
+	return readLimited(f)
+}
+
+// readLimited reads a definition file, or one its $refs name, refusing
+// one larger than MaxFileBytes.
+func readLimited(f io.Reader) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 	if err != nil {
 		return nil, err
@@ -206,14 +214,7 @@ func (rr refReader) readRegular(rel string) ([]byte, error) {
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return nil, errors.New("not a regular file")
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFileBytes {
-		return nil, fmt.Errorf("file is larger than %d MiB; split it, or remove documentation parts and examples", MaxFileBytes>>20)
-	}
-	return data, nil
+	return readLimited(f)
 }
 
 // checkNesting refuses documents nested deeper than maxNesting, without

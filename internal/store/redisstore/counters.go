@@ -247,6 +247,5 @@ func (s *Store) usageKey(keyID string) string {
 }
 
 func (s *Store) quotaKey(keyID string, start time.Time) string {
-	// counters.QuotaKey, with the time's name remembered.
-	return s.prefix + "quota:" + keyID + "|" + s.windowStarts.of(start)
+	return s.prefix + "quota:" + counters.QuotaKey(keyID, start)
 }

@@ -68,14 +68,11 @@ type Store struct {
 	log     *slog.Logger
 	down    atomic.Bool
 	meter   *meterBatcher
-	// meterClient carries the metering pipelines; see newMeterBatcher.
-	meterClient redis.UniversalClient
 
 	keysKey, keyHashKey, plansKey string
 
-	// days names the UTC day a request is counted on, windowStarts the
-	// start of its quota window (as counters.QuotaKey does).
-	days, windowStarts timeName
+	// days names the UTC day a request is counted on.
+	days timeName
 	// args keeps the arguments of metering calls.
 	args meterArgs
 }
@@ -165,17 +162,15 @@ func New(o Options) (*Store, error) {
 	mo.MaxRetries = -1
 	meterClient := redis.NewUniversalClient(&mo)
 	s := &Store{
-		client:       client,
-		prefix:       prefix,
-		timeout:      timeout,
-		log:          log,
-		keysKey:      prefix + "keys",
-		keyHashKey:   prefix + "keyhash",
-		plansKey:     prefix + "plans",
-		days:         timeName{layout: counters.DayFormat, per: 24 * 60 * 60},
-		windowStarts: timeName{layout: time.RFC3339, per: 1},
+		client:     client,
+		prefix:     prefix,
+		timeout:    timeout,
+		log:        log,
+		keysKey:    prefix + "keys",
+		keyHashKey: prefix + "keyhash",
+		plansKey:   prefix + "plans",
+		days:       timeName{layout: counters.DayFormat, per: 24 * 60 * 60},
 	}
-	s.meterClient = meterClient
 	s.meter = newMeterBatcher(s, meterClient)
 	s.args.s = s
 	return s, nil
@@ -215,7 +210,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close releases the connections. The store must not be used afterwards.
 func (s *Store) Close() error {
 	s.meter.close()
-	s.meterClient.Close()
+	s.meter.client.Close()
 	if err := s.client.Close(); err != nil {
 		return fmt.Errorf("closing redis client: %w", err)
 	}

@@ -6,10 +6,10 @@ import (
 )
 
 // timeName formats times with one layout and remembers the last result,
-// for the names that go into every metering call (the UTC day a request
-// is counted on, the start of its quota window) and change once a day or
-// once a period: formatting them anew cost more per request than building
-// the rest of the call.
+// for a name that goes into every metering call and changes once a day
+// (the UTC day a request is counted on): formatting it anew cost more per
+// request than building the rest of the call. Quota keys need no such
+// cache: meterArgs keeps them per key and window.
 type timeName struct {
 	layout string
 	// per is how many seconds share one name, counted from the Unix

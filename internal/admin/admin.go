@@ -81,8 +81,8 @@ func New(o Options) http.Handler {
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", s.authenticate(o.Metrics))
 	}
-	mux.Handle("GET /v1/upstreams", s.api(s.upstreams))
-	mux.Handle("GET /v1/certificates", s.api(s.certificates))
+	mux.Handle("GET /v1/upstreams", s.api(listOf(o.Upstreams)))
+	mux.Handle("GET /v1/certificates", s.api(listOf(o.Certificates)))
 	// Profiles are how a slow gateway is diagnosed in place; they expose
 	// internals, so they sit behind the token like everything else.
 	mux.Handle("GET /debug/pprof/", s.authenticate(http.HandlerFunc(pprof.Index)))
@@ -188,22 +188,16 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) upstreams(w http.ResponseWriter, r *http.Request) error {
-	var v any = []any{}
-	if s.opts.Upstreams != nil {
-		v = s.opts.Upstreams()
+// listOf answers with what list returns, or [] when there is no list.
+func listOf(list func() any) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var v any = []any{}
+		if list != nil {
+			v = list()
+		}
+		writeJSON(w, http.StatusOK, v)
+		return nil
 	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
-}
-
-func (s *server) certificates(w http.ResponseWriter, r *http.Request) error {
-	var v any = []any{}
-	if s.opts.Certificates != nil {
-		v = s.opts.Certificates()
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
 }
 
 func (s *server) listKeys(w http.ResponseWriter, r *http.Request) error {

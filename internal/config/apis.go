@@ -299,8 +299,10 @@ func (v *validator) gatewayResponses() {
 			v.add(line, "%s: not an API Gateway response type; one of %s", obj, strings.Join(names, ", "))
 			continue
 		}
-		if g.Status != 0 && gwresponse.CheckStatus(g.Status) != nil {
-			v.add(v.line(&g.Status, line), "%s: status: %v", obj, gwresponse.CheckStatus(g.Status))
+		if g.Status != 0 {
+			if err := gwresponse.CheckStatus(g.Status); err != nil {
+				v.add(v.line(&g.Status, line), "%s: status: %v", obj, err)
+			}
 		}
 		for _, k := range sortedKeys(g.Headers) {
 			if err := gwresponse.CheckHeader(k, g.Headers[k]); err != nil {

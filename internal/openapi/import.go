@@ -313,8 +313,8 @@ func (im *importer) gatewayResponses(top loc, raw any) {
 			continue
 		}
 		gr := GatewayResponse{Status: int(resp.StatusCode), Body: resp.ResponseTemplates["application/json"]}
-		if gr.Status != 0 && gwresponse.CheckStatus(gr.Status) != nil {
-			im.fail(top, "%s: %s: statusCode %v", extGatewayResps, typ, gwresponse.CheckStatus(gr.Status))
+		if err := gwresponse.CheckStatus(gr.Status); gr.Status != 0 && err != nil {
+			im.fail(top, "%s: %s: statusCode %v", extGatewayResps, typ, err)
 			continue
 		}
 		for _, k := range slices.Sorted(mapKeys(resp.ResponseParameters)) {

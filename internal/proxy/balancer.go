@@ -120,7 +120,7 @@ func closedUnderWrite(err error) bool {
 func safeToResend(req *http.Request) bool {
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+		return retryable(req)
 	}
 	return false
 }

@@ -166,7 +166,7 @@ func modifyResponse(statusMap func(int) int) func(*http.Response) error {
 			}
 			if s != resp.StatusCode {
 				resp.StatusCode, resp.Status = s, ""
-				if s == http.StatusNoContent || s == http.StatusNotModified {
+				if gwresponse.Bodiless(s) {
 					// These carry no body: writing the backend's would
 					// fail and abort the response.
 					resp.Body.Close()

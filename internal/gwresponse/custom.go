@@ -124,6 +124,14 @@ func (c Customs) Middleware(next http.Handler) http.Handler {
 		if cp.Body != "" {
 			cp.body = splitTemplate(cp.Body)
 		}
+		// Config refuses framing headers (CheckHeader); dropping any
+		// here keeps them out whatever made c.
+		cp.Headers = make(map[string]string, len(cu.Headers))
+		for k, v := range cu.Headers {
+			if !framingHeader(k) {
+				cp.Headers[k] = v
+			}
+		}
 		prepared[t] = &cp
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -180,20 +188,15 @@ func writeCustom(w http.ResponseWriter, r *Response, c *Custom, msg string) {
 	if c.Body == "" {
 		body = messageBody(r, msg)
 	} else {
-		parts := c.body
-		if parts == nil {
-			parts = splitTemplate(c.Body) // a Custom not passed to Middleware
-		}
-		body = render(parts, msg, r.typ, w.Header().Get("X-Amzn-Requestid"))
+		// c is one of Middleware's prepared copies: its template is split.
+		body = render(c.body, msg, r.typ, w.Header().Get("X-Amzn-Requestid"))
 	}
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
-	// The custom headers go before the framing: config refuses framing
-	// headers (CheckHeader), and this order keeps it so regardless.
+	// The custom headers go before the framing, which they cannot
+	// change: Middleware dropped any framing header from them.
 	for k, v := range c.Headers {
-		if !framingHeader(k) {
-			h.Set(k, v)
-		}
+		h.Set(k, v)
 	}
 	if Bodiless(status) {
 		body = ""

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/textproto"
@@ -123,12 +124,7 @@ func StatusMap(m map[string]int) (func(int) int, []string) {
 	var rules []rule
 	var errs []string
 	def := 0
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		st := m[k]
 		if err := gwresponse.CheckStatus(st); err != nil {
 			errs = append(errs, fmt.Sprintf("status_map %q: %v", k, err))
@@ -148,7 +144,7 @@ func StatusMap(m map[string]int) (func(int) int, []string) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	return func(status int) int {
+	match := func(status int) int {
 		code := strconv.Itoa(status)
 		for _, r := range rules {
 			if r.re.MatchString(code) {
@@ -156,6 +152,18 @@ func StatusMap(m map[string]int) (func(int) int, []string) {
 			}
 		}
 		return def // 0 when there is no default
+	}
+	// Every response goes through the map; the answer for each
+	// three-digit status is worked out once here instead.
+	var table [900]int16
+	for s := range table {
+		table[s] = int16(match(s + 100))
+	}
+	return func(status int) int {
+		if status >= 100 && status <= 999 {
+			return int(table[status-100])
+		}
+		return match(status)
 	}, nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/drawbridge-gw/drawbridge/internal/config"
 	"github.com/drawbridge-gw/drawbridge/internal/listener"
 	"github.com/drawbridge-gw/drawbridge/internal/transport"
+	"github.com/drawbridge-gw/drawbridge/internal/upstream"
 )
 
 // Status is a hop's verdict.
@@ -263,12 +264,17 @@ func checkTarget(ctx context.Context, uc *config.Upstream, raw string, o Options
 		return h
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "tcp" && u.Scheme != "tls") {
+	var defPort string
+	ok := false
+	if err == nil {
+		defPort, ok = upstream.DefaultPort(u.Scheme)
+	}
+	if !ok || u.Hostname() == "" {
 		return fail(fmt.Sprintf("target %q is not a URL https://host:port", raw), "write the target as https://host:port")
 	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
-		port = map[string]string{"https": "443", "http": "80", "tcp": "443", "tls": "443"}[u.Scheme]
+		port = defPort
 	}
 	hostport := net.JoinHostPort(host, port)
 	var notes []string

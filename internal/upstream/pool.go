@@ -162,21 +162,28 @@ func passiveDefaults(o PassiveOptions) (PassiveOptions, error) {
 	return o, nil
 }
 
+// DefaultPort is the port of a target URL with scheme that names none;
+// ok is false for a scheme a target cannot have. tcp:// and tls:// are the
+// L4 tier's raw TCP and TLS targets; the pool dials and balances them as
+// it does https ones.
+func DefaultPort(scheme string) (port string, ok bool) {
+	switch scheme {
+	case "https", "tls", "tcp":
+		return "443", true
+	case "http":
+		return "80", true
+	}
+	return "", false
+}
+
 // newTarget parses one target URL into a Target with its host:port key.
 func newTarget(raw string) (*Target, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("target %q: %w", raw, err)
 	}
-	var defPort string
-	switch u.Scheme {
-	case "https", "tls", "tcp":
-		// tcp:// and tls:// are the L4 tier's raw TCP and TLS targets;
-		// the pool dials and balances them as it does https ones.
-		defPort = "443"
-	case "http":
-		defPort = "80"
-	default:
+	defPort, ok := DefaultPort(u.Scheme)
+	if !ok {
 		return nil, fmt.Errorf("target %q: scheme must be https, http, tls or tcp", raw)
 	}
 	if u.User != nil {

@@ -21,6 +21,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
 	"golang.org/x/sys/unix"
+
+	"github.com/drawbridge-gw/drawbridge/internal/listener"
 )
 
 // LetsEncrypt is the directory of Let's Encrypt's production CA, the
@@ -33,7 +35,7 @@ const LetsEncryptStaging = certmagic.LetsEncryptStagingCA
 
 // ALPNProtocol is the ALPN protocol of TLS-ALPN-01 challenges (RFC 8737):
 // the HTTPS listener must offer it in its NextProtos.
-const ALPNProtocol = "acme-tls/1"
+const ALPNProtocol = listener.ACMETLS1Protocol
 
 // Options configures a [Manager].
 type Options struct {
@@ -282,7 +284,7 @@ func (m *Manager) Manages(name string) bool {
 // certificate yet fails the handshake (the client gets an alert); the
 // reason is logged at debug, as other handshake failures are.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if isChallenge(hello) && !m.Manages(hello.ServerName) {
+	if listener.IsACMEChallenge(hello) && !m.Manages(hello.ServerName) {
 		// Anyone can send this hello: refuse it before certmagic reads
 		// storage and logs an error, since no validation of ours can be
 		// for a name we do not order.
@@ -294,12 +296,6 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		return nil, fmt.Errorf("acme %q: %w", m.name, err)
 	}
 	return cert, nil
-}
-
-// isChallenge reports whether hello is a TLS-ALPN-01 validation: it
-// offers acme-tls/1 and nothing else (RFC 8737, section 3).
-func isChallenge(hello *tls.ClientHelloInfo) bool {
-	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == ALPNProtocol
 }
 
 // HTTPHandler answers HTTP-01 challenges and passes every other request

@@ -176,19 +176,6 @@ func (g *Gateway) stopACME(ctx context.Context) {
 	}
 }
 
-// closeACME releases the plain-HTTP sockets and the managers' maintenance
-// goroutines of a gateway that failed to start.
-func (g *Gateway) closeACME() {
-	for _, al := range g.acme {
-		if al.plain != nil {
-			al.plain.Shutdown(context.Background())
-		}
-		if al.manager != nil {
-			al.manager.Stop()
-		}
-	}
-}
-
 // certificateStatus is one entry of GET /v1/certificates.
 type certificateStatus struct {
 	Listener string    `json:"listener"`

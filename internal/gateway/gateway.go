@@ -520,7 +520,7 @@ func (g *Gateway) closeListeners() {
 	for _, srv := range g.l4 {
 		srv.Shutdown(context.Background())
 	}
-	g.closeACME()
+	g.stopACME(context.Background())
 	if g.adminLn != nil {
 		g.adminLn.Close()
 	}

@@ -72,7 +72,6 @@ type Options struct {
 type Server struct {
 	o      Options
 	logger *slog.Logger
-	lc     net.ListenConfig
 
 	live atomic.Pointer[liveConfig]
 
@@ -236,7 +235,7 @@ func (s *Server) Listen() error {
 	if s.ln != nil {
 		return fmt.Errorf("listener %q: already listening on %s", s.o.Name, s.ln.Addr())
 	}
-	ln, err := s.lc.Listen(context.Background(), "tcp", s.o.Addr)
+	ln, err := net.Listen("tcp", s.o.Addr)
 	if err != nil {
 		return fmt.Errorf("listener %q: %w", s.o.Name, err)
 	}

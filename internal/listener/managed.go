@@ -21,10 +21,10 @@ type ManagedCerts interface {
 	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
 }
 
-// isACMEChallenge reports whether hello is an ACME server validating a
+// IsACMEChallenge reports whether hello is an ACME server validating a
 // TLS-ALPN-01 challenge: it offers acme-tls/1 and nothing else (RFC 8737,
 // section 3).
-func isACMEChallenge(hello *tls.ClientHelloInfo) bool {
+func IsACMEChallenge(hello *tls.ClientHelloInfo) bool {
 	return hello != nil && len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == ACMETLS1Protocol
 }
 
@@ -36,7 +36,7 @@ func isACMEChallenge(hello *tls.ClientHelloInfo) bool {
 // to the file one, which may cover it (a wildcard) while the first order
 // is under way.
 func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if isACMEChallenge(hello) {
+	if IsACMEChallenge(hello) {
 		return s.managed.GetCertificate(hello)
 	}
 	hasFile := s.certs.cur.Load() != nil

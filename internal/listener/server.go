@@ -189,7 +189,7 @@ func New(o Options, h http.Handler) (*Server, error) {
 // resumed session's chains against this config's ClientCAs, and calls
 // VerifyConnection on resumed connections too.
 func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-	if s.managed != nil && isACMEChallenge(hello) && s.managed.Manages(hello.ServerName) {
+	if s.managed != nil && IsACMEChallenge(hello) && s.managed.Manages(hello.ServerName) {
 		// The CA's validator has no client certificate to give. The
 		// connection can only get the challenge certificate, and
 		// net/http closes it after the handshake since it negotiated a

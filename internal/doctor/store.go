@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -49,7 +50,7 @@ func checkStore(ctx context.Context, cfg *config.Config, timeout time.Duration) 
 	keys, kerr := st.ListKeys(ctx)
 	plans, perr := st.ListPlans(ctx)
 	if kerr != nil || perr != nil {
-		h.Status, h.Detail = Fail, oneLine(firstErr(kerr, perr))
+		h.Status, h.Detail = Fail, oneLine(cmp.Or(kerr, perr))
 		h.Fix = "check store.password and store.prefix, and that this user may run scripts and read the keys"
 		return []Hop{h}
 	}
@@ -73,15 +74,6 @@ func tlsDetail(s config.Store) string {
 		return ", plaintext"
 	}
 	return ", TLS verified"
-}
-
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // count is "1 key" or "2 keys".

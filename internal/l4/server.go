@@ -462,8 +462,7 @@ func (s *Server) handle(c *conn) {
 		// The ClientHello peeked in passthrough goes first, byte for byte.
 		tc.SetWriteDeadline(time.Now().Add(s.o.IdleTimeout))
 		n, err := tc.Write(hello)
-		sp.in.Add(int64(n))
-		s.o.Metrics.Copied(int64(n), 0)
+		sp.count(int64(n), true)
 		if err != nil {
 			rec.Result, rec.Error = ResultError, fmt.Sprintf("sending the ClientHello to %s: %v", target, err)
 			rec.BytesIn = sp.in.Load()

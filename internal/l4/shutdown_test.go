@@ -223,7 +223,7 @@ func TestSpliceReportsTheCause(t *testing.T) {
 		_, target := tcpPair(t)
 		sp := &splicer{client: client, target: target, idle: time.Minute, onCopy: func(int64, int64) {}}
 		done := make(chan error, 1)
-		go func() { done <- sp.copy(target, client, &sp.in, true) }()
+		go func() { done <- sp.copy(target, client, true) }()
 		sp.aborted.Store(true)
 		client.SetDeadline(time.Unix(1, 0))
 		select {

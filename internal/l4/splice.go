@@ -49,15 +49,15 @@ func (s *splicer) run() error {
 		s.client.SetDeadline(time.Unix(1, 0))
 		s.target.SetDeadline(time.Unix(1, 0))
 	})
-	half := func(dst, src net.Conn, n *atomic.Int64, in bool) {
-		err := s.copy(dst, src, n, in)
+	half := func(dst, src net.Conn, in bool) {
+		err := s.copy(dst, src, in)
 		if err != nil {
 			abort()
 		}
 		errs <- err
 	}
-	wg.Go(func() { half(s.target, s.client, &s.in, true) })
-	wg.Go(func() { half(s.client, s.target, &s.out, false) })
+	wg.Go(func() { half(s.target, s.client, true) })
+	wg.Go(func() { half(s.client, s.target, false) })
 	wg.Wait()
 	close(errs)
 	var first error
@@ -71,7 +71,18 @@ func (s *splicer) run() error {
 
 // copy is one direction. Reads wait at most the idle timeout; a read that
 // times out while the other direction moved bytes recently waits again.
-func (s *splicer) copy(dst, src net.Conn, n *atomic.Int64, in bool) error {
+// count records n bytes copied client to target (in) or back.
+func (s *splicer) count(n int64, in bool) {
+	if in {
+		s.in.Add(n)
+		s.onCopy(n, 0)
+	} else {
+		s.out.Add(n)
+		s.onCopy(0, n)
+	}
+}
+
+func (s *splicer) copy(dst, src net.Conn, in bool) error {
 	buf := make([]byte, copyBufferBytes)
 	for {
 		src.SetReadDeadline(time.Now().Add(s.idle))
@@ -86,12 +97,7 @@ func (s *splicer) copy(dst, src net.Conn, n *atomic.Int64, in bool) error {
 			s.lastActive.Store(now.UnixNano())
 			dst.SetWriteDeadline(now.Add(s.idle))
 			nw, werr := dst.Write(buf[:nr])
-			n.Add(int64(nw))
-			if in {
-				s.onCopy(int64(nw), 0)
-			} else {
-				s.onCopy(0, int64(nw))
-			}
+			s.count(int64(nw), in)
 			if werr != nil {
 				if s.aborted.Load() && errors.Is(werr, os.ErrDeadlineExceeded) {
 					return errAborted

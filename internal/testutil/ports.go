@@ -86,8 +86,8 @@ func FreeAddr(t testing.TB) string {
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range, or
-// Linux's default when it cannot be read.
-func ephemeralLow() int {
+// Linux's default when it cannot be read. It is read once.
+var ephemeralLow = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
 		return 32768
@@ -101,4 +101,4 @@ func ephemeralLow() int {
 		return 32768
 	}
 	return n
-}
+})

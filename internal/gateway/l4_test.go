@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drawbridge-gw/drawbridge/internal/testutil"
 	"github.com/drawbridge-gw/drawbridge/internal/transport"
 )
 
@@ -162,32 +163,7 @@ func readConfig(t *testing.T, path string) string {
 // from g's registry, or 0.
 func metricValue(t *testing.T, g *Gateway, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := g.metrics.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue next
-				}
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
+	return testutil.MetricValue(t, g.metrics.Registry(), name, labels)
 }
 
 // TestL4ShutdownDrains: stopping the gateway stops the tcp listener

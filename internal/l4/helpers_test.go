@@ -200,34 +200,7 @@ func (g *gateway) waitEntryFor(t *testing.T, client string) map[string]any {
 // counter returns the value of the metric name with labels, or 0.
 func (g *gateway) counter(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := g.metrics.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue metrics
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
+	return testutil.MetricValue(t, g.metrics.Registry(), name, labels)
 }
 
 // session is a client's TLS connection through the gateway.

@@ -149,25 +149,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 // upstreamErrors is drawbridge_upstream_errors_total{upstream="onprem",reason=reason}.
 func (e *env) upstreamErrors(reason string) float64 {
 	e.t.Helper()
-	families, err := e.metrics.Registry().Gather()
-	if err != nil {
-		e.t.Fatalf("Gather: %v", err)
-	}
-	for _, fam := range families {
-		if fam.GetName() != "drawbridge_upstream_errors_total" {
-			continue
-		}
-		for _, m := range fam.GetMetric() {
-			labels := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				labels[lp.GetName()] = lp.GetValue()
-			}
-			if labels["upstream"] == "onprem" && labels["reason"] == reason {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return testutil.MetricValue(e.t, e.metrics.Registry(), "drawbridge_upstream_errors_total", map[string]string{"upstream": "onprem", "reason": reason})
 }
 
 var waitFor = testutil.WaitFor

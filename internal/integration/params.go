@@ -91,18 +91,35 @@ func parseOne(key, src string) (Mapping, string) {
 		}
 		return m, ""
 	}
-	if ctx, ok := strings.CutPrefix(src, "context."); ok && slices.Contains(contextSources, ctx) {
-		m.SourceKind, m.SourceName = "context", ctx
-		return m, ""
-	}
-	from, ok := strings.CutPrefix(src, "method.request.")
-	if ok {
-		m.SourceKind, m.SourceName, ok = strings.Cut(from, ".")
-	}
-	if !ok || m.SourceName == "" || (m.SourceKind != "header" && m.SourceKind != "querystring" && m.SourceKind != "path") {
+	if m.SourceKind, m.SourceName, ok = source(src); !ok {
 		return m, fmt.Sprintf("source %q: want method.request.header.NAME, method.request.querystring.NAME, method.request.path.NAME, context.requestId, context.identity.sourceIp or a 'static value'", src)
 	}
 	return m, ""
+}
+
+// source parses a mapping's source other than a 'literal': a context
+// value the gateway asserts, or a part of the method request. ok is false
+// for anything else.
+func source(src string) (kind, name string, ok bool) {
+	if ctx, found := strings.CutPrefix(src, "context."); found && slices.Contains(contextSources, ctx) {
+		return "context", ctx, true
+	}
+	from, found := strings.CutPrefix(src, "method.request.")
+	if !found {
+		return "", "", false
+	}
+	kind, name, _ = strings.Cut(from, ".")
+	if name == "" || (kind != "header" && kind != "querystring" && kind != "path") {
+		return "", "", false
+	}
+	return kind, name, true
+}
+
+// ValidSource reports whether src can be a mapping's source other than a
+// 'literal' (method.request.header.NAME, context.requestId, ...).
+func ValidSource(src string) bool {
+	_, _, ok := source(src)
+	return ok
 }
 
 // StatusMap compiles API Gateway integration responses of an http

@@ -796,7 +796,7 @@ func (im *importer) httpIntegration(l loc, in awsIntegration, r *Route) bool {
 				resolved = "'" + resolved + "'"
 			}
 		}
-		if _, isLit := literal(resolved); !isLit && !validSource(resolved) {
+		if _, isLit := literal(resolved); !isLit && !integration.ValidSource(resolved) {
 			// Refused, not skipped: API Gateway sets the target itself,
 			// so the backend may trust it; skipping the mapping would let
 			// the partner's own header of that name through instead.
@@ -914,18 +914,6 @@ func hasControlOrSpace(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool {
 		return unicode.IsControl(r) || unicode.IsSpace(r)
 	})
-}
-
-func validSource(s string) bool {
-	if s == "context.requestId" || s == "context.identity.sourceIp" {
-		return true
-	}
-	for _, p := range []string{"method.request.header.", "method.request.querystring.", "method.request.path."} {
-		if rest, ok := strings.CutPrefix(s, p); ok && rest != "" {
-			return true
-		}
-	}
-	return false
 }
 
 func orNone(s string) string {

@@ -338,14 +338,24 @@ func (m *Manager) Orders() int { return int(m.orders.Load()) }
 // Certificate describes a certificate the manager serves, or a domain it
 // has none for yet.
 type Certificate struct {
-	Source   string    `json:"source"` // always "acme"
-	Domain   string    `json:"domain"`
+	Source   string    `json:"source"` // "acme" here; "file" in the gateway's list
+	Domain   string    `json:"domain,omitempty"`
 	Names    []string  `json:"names,omitempty"`
 	Issuer   string    `json:"issuer,omitempty"`
 	NotAfter time.Time `json:"not_after,omitzero"`
 	Serial   string    `json:"serial,omitempty"`
 	// Error is the last obtain or renewal failure, until one succeeds.
 	Error string `json:"error,omitempty"`
+}
+
+// Describe is a certificate's entry from source ("acme" or "file") with
+// leaf's names, issuer, expiry and serial; leaf may be nil.
+func Describe(source string, leaf *x509.Certificate) Certificate {
+	c := Certificate{Source: source}
+	if leaf != nil {
+		c.Names, c.Issuer, c.NotAfter, c.Serial = leaf.DNSNames, leaf.Issuer.String(), leaf.NotAfter.UTC(), leaf.SerialNumber.Text(16)
+	}
+	return c
 }
 
 // Certificates describes each domain's current certificate, in the order
@@ -355,13 +365,8 @@ func (m *Manager) Certificates() []Certificate {
 	defer m.mu.Unlock()
 	out := make([]Certificate, 0, len(m.domains))
 	for _, d := range m.domains {
-		c := Certificate{Source: "acme", Domain: d, Error: m.lastErr[d]}
-		if leaf := m.leaf(d); leaf != nil {
-			c.Names = leaf.DNSNames
-			c.Issuer = leaf.Issuer.String()
-			c.NotAfter = leaf.NotAfter.UTC()
-			c.Serial = leaf.SerialNumber.Text(16)
-		}
+		c := Describe("acme", m.leaf(d))
+		c.Domain, c.Error = d, m.lastErr[d]
 		out = append(out, c)
 	}
 	return out
@@ -484,16 +489,17 @@ func Stored(ctx context.Context, ca, storage string, domains []string) []Certifi
 	out := make([]Certificate, 0, len(domains))
 	for _, d := range domains {
 		d = strings.ToLower(d)
-		c := Certificate{Source: "acme", Domain: d}
+		c := Certificate{Source: "acme"}
 		data, err := fs.Load(ctx, certmagic.StorageKeys.SiteCert(issuerKey, d))
 		if err == nil {
 			var leaf *x509.Certificate
 			if block, _ := pem.Decode(data); block == nil {
 				err = errors.New("no PEM data")
 			} else if leaf, err = x509.ParseCertificate(block.Bytes); err == nil {
-				c.Names, c.Issuer, c.NotAfter, c.Serial = leaf.DNSNames, leaf.Issuer.String(), leaf.NotAfter.UTC(), leaf.SerialNumber.Text(16)
+				c = Describe("acme", leaf)
 			}
 		}
+		c.Domain = d
 		if err != nil {
 			c.Error = err.Error()
 		}

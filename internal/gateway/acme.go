@@ -24,7 +24,7 @@ type acmeListener struct {
 	name    string
 	manager *acme.Manager
 	plain   *listener.PlainHTTP
-	// server is the HTTPS listener, set by startACME before plain serves:
+	// server is the HTTPS listener, set by New as soon as it exists:
 	// the redirect asks it which host names it has certificates for.
 	server *listener.Server
 }
@@ -134,11 +134,7 @@ func (al *acmeListener) listen() error {
 // serve at once, missing ones are ordered in the background. Serve errors
 // go to errs.
 func (g *Gateway) startACME(errs chan<- error) {
-	for i, al := range g.acme {
-		// g.acme[i] belongs to g.listeners[i]: New appends them together.
-		if i < len(g.listeners) {
-			al.server = g.listeners[i]
-		}
+	for _, al := range g.acme {
 		if al.plain != nil {
 			go func() {
 				if err := al.plain.Serve(); err != nil {
@@ -178,14 +174,8 @@ func (g *Gateway) stopACME(ctx context.Context) {
 
 // certificateStatus is one entry of GET /v1/certificates.
 type certificateStatus struct {
-	Listener string    `json:"listener"`
-	Source   string    `json:"source"` // file or acme
-	Domain   string    `json:"domain,omitempty"`
-	Names    []string  `json:"names,omitempty"`
-	Issuer   string    `json:"issuer,omitempty"`
-	NotAfter time.Time `json:"not_after,omitzero"`
-	Serial   string    `json:"serial,omitempty"`
-	Error    string    `json:"error,omitempty"`
+	Listener string `json:"listener"`
+	acme.Certificate
 }
 
 // certificates lists every certificate the gateway serves: each HTTPS
@@ -199,23 +189,19 @@ func (g *Gateway) certificates() []certificateStatus {
 			return
 		}
 		if leaf := certs.Leaf(); leaf != nil {
-			out = append(out, certificateStatus{
-				Listener: listener, Source: "file", Names: leaf.DNSNames, Issuer: leaf.Issuer.String(),
-				NotAfter: leaf.NotAfter.UTC(), Serial: leaf.SerialNumber.Text(16),
-			})
+			out = append(out, certificateStatus{Listener: listener, Certificate: acme.Describe("file", leaf)})
 		}
 	}
-	// g.acme[i] belongs to g.listeners[i]: New appends them together.
-	for i, srv := range g.listeners {
-		fileCert(srv.Name(), srv.Certs())
-		if i >= len(g.acme) || g.acme[i].manager == nil {
+	for _, al := range g.acme { // one per HTTPS listener
+		if al.server == nil {
 			continue
 		}
-		for _, c := range g.acme[i].manager.Certificates() {
-			out = append(out, certificateStatus{
-				Listener: srv.Name(), Source: c.Source, Domain: c.Domain, Names: c.Names, Issuer: c.Issuer,
-				NotAfter: c.NotAfter, Serial: c.Serial, Error: c.Error,
-			})
+		fileCert(al.server.Name(), al.server.Certs())
+		if al.manager == nil {
+			continue
+		}
+		for _, c := range al.manager.Certificates() {
+			out = append(out, certificateStatus{Listener: al.server.Name(), Certificate: c})
 		}
 	}
 	for _, srv := range g.l4 {

@@ -127,6 +127,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		if err != nil {
 			return fail(fmt.Errorf("%s:%d: %w", cfg.File, lc.Line, err))
 		}
+		al.server = srv
 		g.listeners = append(g.listeners, srv)
 		g.partnerAddrs = append(g.partnerAddrs, srv.Addr)
 		if err := srv.Listen(); err != nil {

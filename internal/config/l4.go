@@ -388,10 +388,7 @@ func (v *validator) l4() {
 		if u == nil {
 			continue
 		}
-		obj := fmt.Sprintf("route %q", r.Name)
-		if r.Name == "" {
-			obj = fmt.Sprintf("route #%d", i+1)
-		}
+		obj := routeName(r, i)
 		switch scheme := u.Scheme(); {
 		case scheme == "tcp" || scheme == "tls":
 			v.add(v.line(&r.Upstream, r.Line), "%s: upstream %q has %s:// targets, which only tcp listeners use; give the route an upstream of https:// targets", obj, r.Upstream, scheme)

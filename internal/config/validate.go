@@ -200,6 +200,14 @@ func hostPort(s string, needHost, allowZeroPort bool) string {
 	return ""
 }
 
+// routeName names the i-th route (0-based) in messages.
+func routeName(r *Route, i int) string {
+	if r.Name != "" {
+		return fmt.Sprintf("route %q", r.Name)
+	}
+	return fmt.Sprintf("route #%d", i+1)
+}
+
 func listenerName(l *Listener, i int) string {
 	if l.Name != "" {
 		return fmt.Sprintf("listener %q", l.Name)
@@ -824,10 +832,7 @@ func (v *validator) routes() {
 		case r.Path != "":
 			r.Name = defaultRouteName(r.Methods, strings.ToLower(strings.TrimSpace(r.Host)), r.Path)
 		}
-		obj := fmt.Sprintf("route %q", r.Name)
-		if r.Name == "" {
-			obj = fmt.Sprintf("route #%d", i+1)
-		}
+		obj := routeName(r, i)
 		if explicitName {
 			if first, ok := names[r.Name]; ok {
 				v.add(v.line(&r.Name, r.Line), "%s: name is already used by the route at line %d; names must be unique", obj, first)
